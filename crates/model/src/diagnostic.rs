@@ -173,7 +173,7 @@ codes! {
     RhaiSyntax = "SC0501", Error, "rule syntax error",
         "The rhai script does not parse. The message names the problem; scripts are rhai (https://rhai.rs), an expression language close to JavaScript and Rust.";
     UnknownVariable = "SC0502", Error, "unknown variable in rule",
-        "Rules see `record`, `previous`, `stage`, `stage_entered_at`, `time_in_stage`, `now`, `actor` and `outcome`, plus variables they define with `let`.";
+        "Rules see `record`, `previous`, `stage`, `stage_entered_at`, `time_in_stage`, `now`, `actor` and `changed`, plus variables they define with `let`. The hint suggests the nearest name.";
     UnknownFunction = "SC0503", Error, "unknown function in rule",
         "The function is not available to rules. Rules have rhai's basic functions (strings, numbers, arrays, maps) and the host functions listed in the reference page; time, files and `eval` are not available.";
     RuleLimit = "SC0504", Error, "rule exceeds a sandbox limit",

@@ -10,8 +10,7 @@ use chrono::NaiveDate;
 use stagecraft_model::{
     Action, Approval, ApprovalPolicy, CalendarFile, Code, Condition, DateEntry, Diagnostic, Effect,
     EscalationLadder, FieldName, FlowFile, Gate, HoursSpan, Id, Location, OrgFile, PackManifest,
-    Party, Report as ScheduledReport, RoleDecl, RulesFile, Sla, Stage, TaskEffect, Text,
-    TriggerEvent,
+    Party, Report as ScheduledReport, RoleDecl, RulesFile, Sla, Stage, TaskEffect, TriggerEvent,
 };
 use stagecraft_rules::{CompiledRule, Limits, NoHost, RuleErrorKind, Sandbox};
 
@@ -386,6 +385,11 @@ impl Context<'_> {
             }
         }
         for (index, loaded) in workspace.files.iter().enumerate() {
+            if loaded.kind != FileKind::FormatSchema {
+                self.texts_without_chinese(index);
+            }
+        }
+        for (index, loaded) in workspace.files.iter().enumerate() {
             match (&loaded.content, loaded.kind) {
                 (Some(Content::Form), _) => self.collect_form(index),
                 (Some(Content::FormatSchema), _) => {
@@ -412,8 +416,75 @@ impl Context<'_> {
                     self.org.users.extend(org.users.iter().cloned());
                 }
                 (Some(Content::Rules(rules)), _) => self.collect_rules(index, rules),
+                (None, kind) => self.remember_ids_of_broken_file(index, kind),
                 _ => {}
             }
+        }
+    }
+
+    /// A file that failed its format check still names things (a flow's id, a
+    /// ladder's id). Knowing them keeps one mistake from being reported again at every
+    /// place that refers to them.
+    fn remember_ids_of_broken_file(&mut self, file: usize, kind: FileKind) {
+        fn id(value: &serde_json::Value) -> Option<&str> {
+            value.get("id").and_then(serde_json::Value::as_str)
+        }
+        let Some(document) = &self.workspace.files[file].document else { return };
+        let value = &document.value;
+        let mut names: Vec<(Kind, &str)> = Vec::new();
+        match kind {
+            FileKind::Flow => names.extend(id(value).map(|id| (Kind::Flow, id))),
+            FileKind::Calendar => names.extend(id(value).map(|id| (Kind::Calendar, id))),
+            FileKind::Rules => {
+                for (section, kind) in [("gates", Kind::Gate), ("escalations", Kind::Escalation)] {
+                    if let Some(items) = value.get(section).and_then(serde_json::Value::as_array) {
+                        names.extend(items.iter().filter_map(id).map(|id| (kind, id)));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (kind, name) in names {
+            self.ids.entry((kind as u8, Id(name.to_owned()))).or_insert((file, String::new()));
+        }
+    }
+
+    /// Warns about texts that have an English version but no Chinese one.
+    fn texts_without_chinese(&mut self, file: usize) {
+        let Some(document) = &self.workspace.files[file].document else { return };
+        let mut found = Vec::new();
+        let mut pending = vec![(&document.value, String::new())];
+        while let Some((value, pointer)) = pending.pop() {
+            match value {
+                serde_json::Value::Object(map) => {
+                    let is_text =
+                        !map.is_empty() && map.keys().all(|key| key == "zh-CN" || key == "en");
+                    if is_text && !map.contains_key("zh-CN") {
+                        found.push(pointer);
+                        continue;
+                    }
+                    for (key, child) in map {
+                        pending.push((
+                            child,
+                            format!("{pointer}/{}", crate::tree::pointer_segment(key)),
+                        ));
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (position, child) in items.iter().enumerate() {
+                        pending.push((child, format!("{pointer}/{position}")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        found.sort();
+        for pointer in found {
+            let diagnostic =
+                Diagnostic::new(Code::MissingTranslation, "this text has English but no Chinese")
+                    .at(self.at(file, &pointer))
+                    .hint("add `zh-CN: …`; the product speaks Chinese first");
+            self.push(diagnostic);
         }
     }
 
@@ -431,6 +502,11 @@ impl Context<'_> {
         let Some(draft) =
             forms::compile(&loaded.source, document, &stem, pack, &mut self.diagnostics)
         else {
+            // Keep the id known, so that a broken form is reported once and not again
+            // at every place that uses it.
+            let id =
+                document.value.pointer("/x-form/id").and_then(|id| id.as_str()).unwrap_or(&stem);
+            self.ids.entry((Kind::Form as u8, Id(id.to_owned()))).or_insert((file, String::new()));
             return;
         };
         let id = draft.form.id.clone();
@@ -1954,14 +2030,5 @@ fn lowercase_first(text: &str) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
-    }
-}
-
-/// Texts without Chinese are allowed but noted: the product speaks Chinese first.
-#[allow(dead_code)]
-fn has_chinese(text: &Text) -> bool {
-    match text {
-        Text::Plain(_) => true,
-        Text::Localized(texts) => texts.zh_cn.is_some(),
     }
 }

@@ -100,6 +100,14 @@ fn meta_diagnostic(
         "see https://json-schema.org/draft/2020-12 for the keyword's form".to_owned()
     };
     let place = if pointer.is_empty() { "the schema".to_owned() } else { format!("`{pointer}`") };
+    if pointer.ends_with("/type") {
+        return Diagnostic::new(
+            Code::InvalidSchema,
+            format!("{} is not a JSON Schema type", error.instance()),
+        )
+        .at(Some(source.location(document.value_range(pointer))))
+        .hint(hint);
+    }
     Diagnostic::new(
         Code::InvalidSchema,
         format!("{place} is not valid JSON Schema: {}", lowercase(&message)),

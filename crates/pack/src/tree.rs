@@ -148,7 +148,12 @@ pub(crate) fn parse_yaml(source: &SourceFile) -> Result<Document, Diagnostic> {
         let (event, span) = event.map_err(|error| {
             let marker = error.marker();
             let offset = source.offset(marker.line(), marker.col());
-            Diagnostic::new(Code::YamlSyntax, yaml_message(error.info()))
+            let code = if error.info().contains("recursion limit") {
+                Code::TooDeep
+            } else {
+                Code::YamlSyntax
+            };
+            Diagnostic::new(code, yaml_message(error.info()))
                 .at(Some(source.location(offset..offset)))
                 .hint(yaml_hint(error.info(), &source.text, offset))
         })?;

@@ -43,7 +43,7 @@ pub struct Limits {
     pub max_call_levels: usize,
     /// Expression nesting at the top level and inside functions.
     pub max_expr_depth: (usize, usize),
-    /// Characters in any string.
+    /// Bytes of UTF-8 in any string (a Chinese character takes three).
     pub max_string_size: usize,
     /// Items in any array.
     pub max_array_size: usize,
