@@ -75,7 +75,10 @@ string_newtype!(
 );
 
 string_newtype!(
-    /// A duration such as `48h`. Minutes `m`, hours `h`, days `d`, weeks `w`.
+    /// A duration such as `48h`. Minutes `m`, hours `h`, days `d`, weeks `w`. Around
+    /// the clock these are fixed lengths; on a business calendar `m` and `h` count
+    /// working time, `d` counts working days and `w` calendar weeks (see the format
+    /// reference).
     Duration,
     DURATION_PATTERN,
     "A duration: a number and a unit, m (minutes), h (hours), d (days) or w (weeks), e.g. 48h or 7d."

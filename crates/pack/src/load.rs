@@ -155,6 +155,7 @@ impl Workspace {
             }
             self.read_pack(&manifest, &mut claimed);
         }
+        self.read_required_siblings(&mut seen_manifests, &mut claimed);
         for file in loose {
             let canonical = discover::canonical(&file);
             if claimed.contains(&canonical) {
@@ -163,6 +164,49 @@ impl Workspace {
             claimed.insert(canonical);
             self.read_file(&file, None, None);
         }
+    }
+
+    /// Packs are usually checked one folder at a time; a pack they require that sits
+    /// beside them (`flows/base` next to `flows/sales`) is read too, so that checking
+    /// one pack does not fail for want of its neighbours.
+    fn read_required_siblings(
+        &mut self,
+        seen: &mut BTreeSet<PathBuf>,
+        claimed: &mut BTreeSet<PathBuf>,
+    ) {
+        loop {
+            let loaded: BTreeSet<String> =
+                self.manifests().map(|(_, manifest)| manifest.name.to_string()).collect();
+            let mut wanted: Vec<PathBuf> = Vec::new();
+            for (file, manifest) in self.manifests() {
+                let Some(parent) = self.files[file].source.path.parent().and_then(Path::parent)
+                else {
+                    continue;
+                };
+                for requirement in &manifest.requires {
+                    let candidate = parent.join(requirement.pack.as_str()).join("pack.yaml");
+                    if !loaded.contains(requirement.pack.as_str()) && candidate.is_file() {
+                        wanted.push(candidate);
+                    }
+                }
+            }
+            let before = self.files.len();
+            for manifest in wanted {
+                if seen.insert(discover::canonical(&manifest)) {
+                    self.read_pack(&manifest, claimed);
+                }
+            }
+            if self.files.len() == before {
+                break;
+            }
+        }
+    }
+
+    fn manifests(&self) -> impl Iterator<Item = (usize, &PackManifest)> {
+        self.packs.iter().filter_map(|pack| match &self.files[pack.manifest_file].content {
+            Some(Content::Manifest(manifest)) => Some((pack.manifest_file, manifest)),
+            _ => None,
+        })
     }
 
     fn read_pack(&mut self, manifest_path: &Path, claimed: &mut BTreeSet<PathBuf>) {

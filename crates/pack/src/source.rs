@@ -156,3 +156,35 @@ fn io_reason(error: &std::io::Error) -> String {
         _ => error.to_string().to_lowercase(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let source = SourceFile::new("t", "t", "名称: 商机\nb: x\n".to_owned());
+        let offset = source.text.find('商').expect("present");
+        assert_eq!(source.line_column(offset), (1, 5));
+        assert_eq!(source.offset(1, 4), offset);
+        assert_eq!(source.line_column(source.text.find('b').expect("present")), (2, 1));
+    }
+
+    #[test]
+    fn a_folder_read_as_a_file_is_an_unreadable_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = SourceFile::read(dir.path()).expect_err("a folder is not a file");
+        assert_eq!(error.code, Code::Unreadable);
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_offset() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.flow.yaml");
+        std::fs::write(&path, b"ok: 1\nbad: \xff\n").expect("write");
+        let error = SourceFile::read(&path).expect_err("not utf-8");
+        assert_eq!(error.code, Code::NotUtf8);
+        let location = error.location.expect("placed");
+        assert_eq!((location.line, location.column), (2, 6));
+    }
+}

@@ -354,7 +354,7 @@ impl YamlBuilder<'_> {
         span: &Span,
     ) -> Result<Value, Diagnostic> {
         if let Some(tag) = tag {
-            if tag.handle != "!!" {
+            if !is_core(tag) {
                 return Err(self
                     .error(
                         Code::UnsupportedYaml,
@@ -450,6 +450,11 @@ impl YamlBuilder<'_> {
         }
         self.spans.insert(pointer, NodeSpan { value: range, key: key_range });
     }
+}
+
+/// Whether a tag is one of YAML's own (`!!str`, `!!int`, …).
+fn is_core(tag: &Tag) -> bool {
+    tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:"
 }
 
 /// Resolves an unquoted scalar with the YAML 1.2 core schema.
@@ -636,4 +641,99 @@ fn convert_json(
     };
     document.spans.insert(pointer, NodeSpan { value: range.start..range.end, key });
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Result<Document, Diagnostic> {
+        parse_yaml(&SourceFile::new("t.yaml", "t.yaml", text.to_owned()))
+    }
+
+    #[test]
+    fn scalars_follow_the_yaml_1_2_core_schema() {
+        let document = yaml(
+            "a: 1\nb: -2.5\nc: true\nd: ~\ne: 2026-10-01\nf: '3'\ng: 0x1F\nh: yes\ni: 1e3\nj: .5x\n",
+        )
+        .expect("parses");
+        let value = &document.value;
+        assert_eq!(value["a"], 1);
+        assert_eq!(value["b"], -2.5);
+        assert_eq!(value["c"], true);
+        assert!(value["d"].is_null());
+        // Dates and YAML 1.1 booleans stay text.
+        assert_eq!(value["e"], "2026-10-01");
+        assert_eq!(value["f"], "3");
+        assert_eq!(value["g"], 31);
+        assert_eq!(value["h"], "yes");
+        assert_eq!(value["i"], 1000.0);
+        assert_eq!(value["j"], ".5x");
+    }
+
+    #[test]
+    fn every_node_and_key_is_placed() {
+        let text = "stages:\n  - id: lead\n    title: 线索\n";
+        let source = SourceFile::new("t.yaml", "t.yaml", text.to_owned());
+        let document = parse_yaml(&source).expect("parses");
+        let title = source.location(document.value_range("/stages/0/title"));
+        assert_eq!((title.line, title.column), (3, 12));
+        let key = source.location(document.key_range("/stages/0/title"));
+        assert_eq!((key.line, key.column, key.end_column), (3, 5, 10));
+        // A pointer that has no node of its own falls back to the nearest ancestor.
+        assert_eq!(document.value_range("/stages/0/missing"), document.value_range("/stages/0"));
+    }
+
+    #[test]
+    fn duplicate_keys_name_both_places() {
+        let error = yaml("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
+        assert_eq!(error.code, Code::DuplicateKey);
+        assert_eq!(error.location.as_ref().map(|l| l.line), Some(3));
+        assert_eq!(error.related[0].location.line, 1);
+    }
+
+    #[test]
+    fn aliases_expand_within_a_budget() {
+        let document = yaml("base: &b {x: 1}\nuse: *b\n").expect("small aliases are fine");
+        assert_eq!(document.value["use"]["x"], 1);
+        let mut bomb = String::from("a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n");
+        for level in 1..8 {
+            let previous = level - 1;
+            let items = vec![format!("*a{previous}"); 10].join(", ");
+            bomb.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+        }
+        assert_eq!(yaml(&bomb).expect_err("bomb").code, Code::AliasBomb);
+    }
+
+    #[test]
+    fn one_document_string_keys_and_no_custom_tags() {
+        assert_eq!(yaml("a: 1\n---\nb: 2\n").expect_err("two").code, Code::UnsupportedYaml);
+        assert_eq!(yaml("? [a, b]\n: 1\n").expect_err("complex key").code, Code::UnsupportedYaml);
+        assert_eq!(yaml("a: !secret x\n").expect_err("tag").code, Code::UnsupportedYaml);
+        assert_eq!(yaml("a: !!str 12\n").expect("core tag").value["a"], "12");
+        assert_eq!(yaml("# only a comment\n").expect_err("empty").code, Code::EmptyFile);
+    }
+
+    #[test]
+    fn syntax_errors_are_placed_with_a_hint() {
+        let error = yaml("a:\n\tb: 1\n").expect_err("tab");
+        assert_eq!(error.code, Code::YamlSyntax);
+        assert_eq!(error.location.as_ref().map(|l| l.line), Some(2));
+        assert!(error.hint.unwrap_or_default().contains("tabs"));
+    }
+
+    #[test]
+    fn json_is_strict_and_placed() {
+        let source = SourceFile::new("f.json", "f.json", "{\n  \"a\": [1, 2,]\n}".to_owned());
+        let error = parse_json(&source).expect_err("trailing comma");
+        assert_eq!(error.code, Code::JsonSyntax);
+        assert_eq!(error.location.as_ref().map(|l| l.line), Some(2));
+        let source = SourceFile::new("f.json", "f.json", "{\"a\": 1, \"a\": 2}".to_owned());
+        assert_eq!(parse_json(&source).expect_err("duplicate").code, Code::DuplicateKey);
+        let source =
+            SourceFile::new("f.json", "f.json", "{\"标题\": {\"b\": \"中文\"}}".to_owned());
+        let document = parse_json(&source).expect("parses");
+        let location = source.location(document.value_range("/标题/b"));
+        assert_eq!((location.line, location.column), (1, 14));
+    }
 }
