@@ -89,6 +89,10 @@ struct Context<'a> {
     org_files: Vec<usize>,
     /// Pack index → names of the packs it requires.
     requires: HashMap<usize, BTreeSet<String>>,
+    /// (template id, locale) → file, to point at the first of two copies.
+    template_files: HashMap<(Id, String), usize>,
+    /// Second copies of a pack: reported once, their files not read again.
+    ignored_packs: BTreeSet<usize>,
 }
 
 pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
@@ -109,6 +113,8 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
         org: OrgFile::default(),
         org_files: Vec::new(),
         requires: HashMap::new(),
+        ignored_packs: BTreeSet::new(),
+        template_files: HashMap::new(),
     };
     cx.manifests();
     cx.collect();
@@ -162,8 +168,11 @@ impl Context<'_> {
 
     fn at(&self, file: usize, pointer: &str) -> Option<Location> {
         let loaded = &self.workspace.files[file];
-        let document = loaded.document.as_ref()?;
-        Some(loaded.source.location(document.value_range(pointer)))
+        match loaded.document.as_ref() {
+            Some(document) => Some(loaded.source.location(document.value_range(pointer))),
+            // Scripts and templates have no tree: the file's first line stands for them.
+            None => Some(loaded.source.start_location()),
+        }
     }
 
     fn key_at(&self, file: usize, pointer: &str) -> Option<Location> {
@@ -242,7 +251,8 @@ impl Context<'_> {
             return false;
         };
         if let (Some(from), Some(to)) = (self.pack_of(file), self.pack_of(defining_file)) {
-            if from != to {
+            // A pack whose manifest has mistakes cannot say what it requires.
+            if from != to && self.pack_name(from).is_some() && self.pack_name(to).is_some() {
                 let to_name = self.pack_name(to).unwrap_or_default();
                 let required =
                     self.requires.get(&from).is_some_and(|names| names.contains(&to_name));
@@ -274,12 +284,21 @@ impl Context<'_> {
             .enumerate()
             .map(|(index, pack)| (index, pack.manifest_file))
             .collect();
-        for &(_, file) in &packs {
+        for &(pack, file) in &packs {
             let Some(Content::Manifest(manifest)) = &self.workspace.files[file].content else {
+                // A manifest with mistakes (reported already) still names its pack, so
+                // packs that require it are not told it is missing.
+                let document = self.workspace.files[file].document.as_ref();
+                if let Some(name) =
+                    document.and_then(|d| d.value.get("name")).and_then(|n| n.as_str())
+                {
+                    names.entry(name.to_owned()).or_insert(file);
+                }
                 continue;
             };
             let name = manifest.name.to_string();
             if let Some(first) = names.get(&name).copied() {
+                self.ignored_packs.insert(pack);
                 let diagnostic =
                     Diagnostic::new(Code::DuplicatePack, format!("pack `{name}` is loaded twice"))
                         .at(self.at(file, "/name"))
@@ -308,6 +327,9 @@ impl Context<'_> {
             let Some(Content::Manifest(manifest)) = &self.workspace.files[file].content else {
                 continue;
             };
+            if self.ignored_packs.contains(&pack) {
+                continue;
+            }
             let manifest: &PackManifest = manifest;
             let mut required = BTreeSet::new();
             for (position, requirement) in manifest.requires.iter().enumerate() {
@@ -384,12 +406,25 @@ impl Context<'_> {
                 }
             }
         }
+        let ignored = |loaded: &crate::load::Loaded| {
+            loaded.pack.is_some_and(|pack| self.ignored_packs.contains(&pack))
+        };
+        let skipped: BTreeSet<usize> = workspace
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, loaded)| ignored(loaded))
+            .map(|(index, _)| index)
+            .collect();
         for (index, loaded) in workspace.files.iter().enumerate() {
-            if loaded.kind != FileKind::FormatSchema {
+            if loaded.kind != FileKind::FormatSchema && !skipped.contains(&index) {
                 self.texts_without_chinese(index);
             }
         }
         for (index, loaded) in workspace.files.iter().enumerate() {
+            if skipped.contains(&index) {
+                continue;
+            }
             match (&loaded.content, loaded.kind) {
                 (Some(Content::Form), _) => self.collect_form(index),
                 (Some(Content::FormatSchema), _) => {
@@ -429,10 +464,29 @@ impl Context<'_> {
         fn id(value: &serde_json::Value) -> Option<&str> {
             value.get("id").and_then(serde_json::Value::as_str)
         }
-        let Some(document) = &self.workspace.files[file].document else { return };
+        let loaded = &self.workspace.files[file];
+        if kind == FileKind::Form {
+            if let Some(stem) = loaded.source.path.file_name().and_then(|name| name.to_str()) {
+                let id = loaded
+                    .document
+                    .as_ref()
+                    .and_then(|document| document.value.pointer("/x-form/id"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(stem.trim_end_matches(".json"))
+                    .to_owned();
+                self.ids.entry((Kind::Form as u8, Id(id))).or_insert((file, String::new()));
+            }
+            return;
+        }
+        let Some(document) = &loaded.document else { return };
         let value = &document.value;
         let mut names: Vec<(Kind, &str)> = Vec::new();
         match kind {
+            FileKind::Manifest => {
+                if let Some(roles) = value.get("roles").and_then(serde_json::Value::as_array) {
+                    names.extend(roles.iter().filter_map(id).map(|id| (Kind::Role, id)));
+                }
+            }
             FileKind::Flow => names.extend(id(value).map(|id| (Kind::Flow, id))),
             FileKind::Calendar => names.extend(id(value).map(|id| (Kind::Calendar, id))),
             FileKind::Rules => {
@@ -548,28 +602,44 @@ impl Context<'_> {
                     );
             self.push(diagnostic);
         }
-        if let Err(error) = handlebars::Template::compile(&source.text) {
+        if let Some((range, message, hint)) = unbalanced_block(&source.text) {
+            ok = false;
+            self.push(
+                Diagnostic::new(Code::TemplateSyntax, message)
+                    .at(Some(source.location(range)))
+                    .hint(hint),
+            );
+        } else if let Err(error) = handlebars::Template::compile(&source.text) {
             ok = false;
             let location = error.pos().map(|(line, column)| {
                 let offset = source.offset(line, column.saturating_sub(1));
                 source.location(offset..offset)
             });
+            // The parser's own message lists grammar tokens; its first line is enough.
             let reason = error.reason().to_string();
+            let reason = reason.lines().next().unwrap_or_default().trim_end_matches([':', '.']);
             self.push(
-                Diagnostic::new(Code::TemplateSyntax, lowercase_first(&reason))
+                Diagnostic::new(Code::TemplateSyntax, lowercase_first(reason))
                     .at(location.or_else(|| Some(source.start_location())))
                     .hint("check that every `{{#if}}`/`{{#each}}` has its `{{/if}}`/`{{/each}}` and every `{{` its `}}`"),
             );
         }
+        let id = Id(id.to_owned());
         if !ok {
+            // Known, so that its users are not told it is missing as well.
+            self.ids.entry((Kind::Template as u8, id)).or_insert((file, String::new()));
             return;
         }
-        let id = Id(id.to_owned());
+        self.template_files.entry((id.clone(), locale.to_owned())).or_insert(file);
         let text = source.text.clone();
         match self.templates.get_mut(&id) {
             Some(existing) => {
                 if existing.value.sources.contains_key(locale) {
-                    let first = existing.file;
+                    let first = self
+                        .template_files
+                        .get(&(id.clone(), locale.to_owned()))
+                        .copied()
+                        .unwrap_or(existing.file);
                     let diagnostic = Diagnostic::new(
                         Code::DuplicateId,
                         format!("template `{id}` in {locale} is defined twice"),
@@ -578,7 +648,8 @@ impl Context<'_> {
                     .related(
                         "first defined here",
                         Some(self.workspace.files[first].source.start_location()),
-                    );
+                    )
+                    .hint("`<id>.hbs` and `<id>.zh-CN.hbs` are both Chinese; keep one of them");
                     self.push(diagnostic);
                 } else {
                     existing.value.sources.insert(locale.to_owned(), text);
@@ -672,11 +743,21 @@ impl Context<'_> {
             self.dates(file, "/makeup_workdays", &calendar.makeup_workdays, &mut ok);
         if let Some(day) = holidays.intersection(&makeup_workdays).next() {
             ok = false;
+            let day_text = day.format("%Y-%m-%d").to_string();
+            let entry = calendar.makeup_workdays.iter().position(|entry| {
+                entry.date.as_deref() == Some(day_text.as_str())
+                    || entry.range.as_ref().is_some_and(|range| {
+                        range.from.as_str() <= day_text.as_str()
+                            && day_text.as_str() <= range.to.as_str()
+                    })
+            });
+            let pointer = entry
+                .map_or("/makeup_workdays".to_owned(), |index| format!("/makeup_workdays/{index}"));
             let diagnostic = Diagnostic::new(
                 Code::InvalidDate,
                 format!("{day} is both a holiday and a make-up working day"),
             )
-            .at(self.at(file, "/makeup_workdays"))
+            .at(self.at(file, &pointer))
             .hint("remove it from one of the two lists");
             self.push(diagnostic);
         }
@@ -764,6 +845,12 @@ impl Context<'_> {
     fn collect_rules(&mut self, file: usize, rules: &RulesFile) {
         for (position, gate) in rules.gates.iter().enumerate() {
             let pointer = format!("/gates/{position}");
+            if let Some(relative) = &gate.file {
+                if self.script_file(file, relative).is_none() {
+                    self.missing_script(file, &pointer, relative, &gate.id);
+                    continue;
+                }
+            }
             if !self.register(Kind::Gate, &gate.id, file, &format!("{pointer}/id")) {
                 continue;
             }
@@ -778,32 +865,19 @@ impl Context<'_> {
                         ScriptKey::new(owner, ""),
                     );
                 }
-                (None, Some(relative)) => {
-                    let dir = self.workspace.files[file]
-                        .source
-                        .path
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_default();
-                    let path = crate::discover::canonical(&dir.join(relative));
-                    let script_file = self.workspace.files.iter().position(|loaded| {
-                        loaded.kind == FileKind::Script
-                            && crate::discover::canonical(&loaded.source.path) == path
-                    });
-                    match script_file {
-                        Some(script_file) => {
-                            let text = self.workspace.files[script_file].source.text.clone();
-                            self.compile_file_script(script_file, &text, ScriptKey::new(owner, ""));
-                            value.script = Some(text);
-                        }
-                        None => {
-                            let diagnostic = Diagnostic::new(Code::PathNotFound, format!("the script `{relative}` is not part of the pack"))
+                (None, Some(relative)) => match self.script_file(file, relative) {
+                    Some(script_file) => {
+                        let text = self.workspace.files[script_file].source.text.clone();
+                        self.compile_file_script(script_file, &text, ScriptKey::new(owner, ""));
+                        value.script = Some(text);
+                    }
+                    None => {
+                        let diagnostic = Diagnostic::new(Code::PathNotFound, format!("the script `{relative}` is not part of the pack"))
                                 .at(self.at(file, &format!("{pointer}/file")))
                                 .hint("the path is relative to this file, and the script must be inside the pack's `contents`");
-                            self.push(diagnostic);
-                        }
+                        self.push(diagnostic);
                     }
-                }
+                },
                 _ => {
                     let diagnostic = Diagnostic::new(Code::ConflictingKeys, format!("gate `{}` needs exactly one of `script` or `file`", gate.id))
                         .at(self.key_at(file, &pointer))
@@ -825,6 +899,43 @@ impl Context<'_> {
         for (position, report) in rules.reports.iter().enumerate() {
             self.register(Kind::Report, &report.id, file, &format!("/reports/{position}/id"));
         }
+    }
+
+    /// The `.rhai` file a gate's `file:` names, relative to the rules file.
+    fn script_file(&self, file: usize, relative: &str) -> Option<usize> {
+        let dir = self.workspace.files[file]
+            .source
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let path = crate::discover::canonical(&dir.join(relative));
+        self.workspace.files.iter().position(|loaded| {
+            loaded.kind == FileKind::Script
+                && crate::discover::canonical(&loaded.source.path) == path
+        })
+    }
+
+    fn missing_script(&mut self, file: usize, pointer: &str, relative: &str, gate: &Id) {
+        let wanted = Path::new(relative).file_name().map(|name| name.to_owned());
+        let same_name = self.workspace.files.iter().find(|loaded| {
+            loaded.kind == FileKind::Script
+                && loaded.source.path.file_name().map(|n| n.to_owned()) == wanted
+        });
+        let hint = match same_name {
+            Some(loaded) => format!(
+                "`{}` exists; the path is relative to this file",
+                loaded.source.name
+            ),
+            None => "the path is relative to this file, and the script must be inside the pack's `contents`".to_owned(),
+        };
+        let diagnostic = Diagnostic::new(
+            Code::PathNotFound,
+            format!("the script `{relative}` of gate `{gate}` is not part of the pack"),
+        )
+        .at(self.at(file, &format!("{pointer}/file")))
+        .hint(hint);
+        self.push(diagnostic);
     }
 
     // ----- scripts ---------------------------------------------------------------
@@ -869,8 +980,11 @@ impl Context<'_> {
                     };
                     let offset = offset.clamp(range.start, range.end.max(range.start));
                     let mut diagnostic =
-                        Diagnostic::new(rule_code(&error.kind), error.message.clone())
-                            .at(Some(loaded.source.location(offset..offset + 1)));
+                        Diagnostic::new(rule_code(&error.kind), error.message.clone()).at(Some(
+                            loaded.source.location(
+                                offset..char_end(&loaded.source.text, offset, error.length),
+                            ),
+                        ));
                     if let Some(hint) = error.hint {
                         diagnostic = diagnostic.hint(hint);
                     }
@@ -895,7 +1009,10 @@ impl Context<'_> {
                     .map(|error| {
                         let offset = source.offset(error.line, error.column.saturating_sub(1));
                         let mut diagnostic = Diagnostic::new(rule_code(&error.kind), error.message)
-                            .at(Some(source.location(offset..offset + 1)));
+                            .at(Some(
+                                source
+                                    .location(offset..char_end(&source.text, offset, error.length)),
+                            ));
                         if let Some(hint) = error.hint {
                             diagnostic = diagnostic.hint(hint);
                         }
@@ -1532,6 +1649,7 @@ impl Context<'_> {
     fn check_flow(&mut self, id: &Id) {
         let Some(def) = self.flows.get(id) else { return };
         let file = def.file;
+        let errors_before = self.diagnostics.iter().filter(|d| d.is_error()).count();
         let flow = def.value.clone();
         let owner = format!("flow:{id}");
         let form_ok = self.reference(Kind::Form, &flow.form, file, "/form");
@@ -1674,7 +1792,12 @@ impl Context<'_> {
             }
         }
 
-        // Reachability and dead ends.
+        // Reachability and dead ends: only once the flow has no errors, since an
+        // unknown stage or a broken transition would make every stage after it look
+        // unreachable.
+        if self.diagnostics.iter().filter(|d| d.is_error()).count() > errors_before {
+            return;
+        }
         let mut reachable = BTreeSet::new();
         let mut pending = vec![initial.clone()];
         while let Some(stage) = pending.pop() {
@@ -1999,6 +2122,69 @@ fn rule_code(kind: &RuleErrorKind) -> Code {
         RuleErrorKind::UnknownFunction => Code::UnknownFunction,
         RuleErrorKind::Limit => Code::RuleLimit,
     }
+}
+
+/// Finds a block helper that is opened and never closed (`{{#if}}` without `{{/if}}`),
+/// or closed without being opened, and says where. The handlebars parser only notices
+/// at the end of the file, far from the mistake.
+fn unbalanced_block(text: &str) -> Option<(std::ops::Range<usize>, String, String)> {
+    let mut open: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    let mut rest = 0;
+    while let Some(found) = text[rest..].find("{{") {
+        let start = rest + found;
+        let Some(length) = text[start..].find("}}") else { break };
+        let end = start + length + 2;
+        let inner = text[start + 2..start + length].trim_start_matches('~').trim();
+        rest = end;
+        if inner.starts_with('!') {
+            // A comment may contain anything, including `}}` inside `{{!-- --}}`.
+            if inner.starts_with("!--") {
+                if let Some(close) = text[start..].find("--}}") {
+                    rest = start + close + 4;
+                }
+            }
+            continue;
+        }
+        let name_of = |tag: &str| tag.split_whitespace().next().unwrap_or_default().to_owned();
+        if let Some(tag) = inner.strip_prefix('#').or_else(|| inner.strip_prefix('^')) {
+            let tag = tag.strip_prefix('*').unwrap_or(tag);
+            let tag = tag.strip_prefix('>').unwrap_or(tag);
+            open.push((name_of(tag), start..end));
+        } else if let Some(tag) = inner.strip_prefix('/') {
+            let name = name_of(tag);
+            match open.pop() {
+                Some((opened, _)) if opened == name => {}
+                Some((opened, range)) => {
+                    return Some((
+                        range,
+                        format!("`{{{{#{opened}}}}}` is closed by `{{{{/{name}}}}}`"),
+                        format!("close it with `{{{{/{opened}}}}}` before `{{{{/{name}}}}}`"),
+                    ));
+                }
+                None => {
+                    return Some((
+                        start..end,
+                        format!("`{{{{/{name}}}}}` closes a block that was never opened"),
+                        format!("remove it, or open the block with `{{{{#{name} …}}}}`"),
+                    ));
+                }
+            }
+        }
+    }
+    open.pop().map(|(name, range)| {
+        (
+            range,
+            format!("`{{{{#{name}}}}}` is never closed"),
+            format!("add `{{{{/{name}}}}}` where the block ends"),
+        )
+    })
+}
+
+/// The byte offset `count` characters after `offset`.
+fn char_end(text: &str, offset: usize, count: usize) -> usize {
+    text.get(offset..)
+        .and_then(|rest| rest.char_indices().nth(count.max(1)).map(|(index, _)| offset + index))
+        .unwrap_or(text.len())
 }
 
 fn valid_id(text: &str) -> bool {

@@ -168,7 +168,11 @@ pub(crate) fn compile(
             } else {
                 error.instance_path().as_str().to_owned()
             };
-            let message = lowercase(&error.masked().to_string());
+            let message = if error.to_string().contains("\"regex\"") {
+                format!("the pattern {} cannot be used", error.instance())
+            } else {
+                lowercase(&error.masked().to_string())
+            };
             let hint = if message.contains("regex") || message.contains("pattern") {
                 "patterns use a linear-time engine: look-around and back-references are not available"
             } else {
@@ -195,7 +199,11 @@ pub(crate) fn compile(
                 Code::FormShape,
                 "a form's root must be \"type\": \"object\" with \"properties\"",
             )
-            .at(Some(source.start_location()))
+            .at(Some(source.location(document.value_range(if schema.get("type").is_some() {
+                "/type"
+            } else {
+                ""
+            }))))
             .hint("put the fields under \"properties\" and add \"type\": \"object\""),
         );
         return None;
@@ -335,7 +343,7 @@ fn check_local_references(
                 .at(Some(
                     source.location(document.value_range(&format!("/x-form/touches/{position}"))),
                 ))
-                .hint("list fields that carry \"x-link\", such as `customer`"),
+                .hint(link_fields_hint(form)),
             );
         }
     }
@@ -395,6 +403,20 @@ fn check_local_references(
                 );
             }
         }
+    }
+}
+
+fn link_fields_hint(form: &CompiledForm) -> String {
+    let links: Vec<String> = form
+        .fields
+        .iter()
+        .filter(|(_, field)| field.link.is_some())
+        .map(|(name, _)| format!("`{name}`"))
+        .collect();
+    if links.is_empty() {
+        "this form has no link fields; a field needs \"x-link\" to be listed here".to_owned()
+    } else {
+        format!("the link fields of this form are {}", links.join(", "))
     }
 }
 

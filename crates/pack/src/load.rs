@@ -359,7 +359,13 @@ impl Workspace {
         // Unknown keys are reported above; without them the file still says enough to
         // check its references, so that one pass reports those problems too.
         let value = if had_problems {
-            structure::without_unknown_keys(&document.value, format)
+            let stripped = structure::without_unknown_keys(&document.value, format);
+            // Removing a key can leave a value incomplete (an empty text); then the
+            // problems above already say what to fix.
+            if !structure::is_valid(&stripped, format) {
+                return None;
+            }
+            stripped
         } else {
             document.value.clone()
         };

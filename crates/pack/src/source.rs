@@ -89,7 +89,7 @@ impl SourceFile {
                 let location = source.location(valid_up_to..valid_up_to);
                 Err(Diagnostic::new(
                     Code::NotUtf8,
-                    format!("{name} is not UTF-8: invalid byte at offset {valid_up_to}"),
+                    format!("the file is not UTF-8: invalid byte at offset {valid_up_to}"),
                 )
                 .at(Some(location))
                 .hint("save the file as UTF-8 (editors on Windows may default to GBK)"))

@@ -105,6 +105,11 @@ pub(crate) fn validate(
     diagnostics
 }
 
+/// Whether a value fits its format.
+pub(crate) fn is_valid(value: &Value, format: Format) -> bool {
+    lookup(format).1.is_valid(value)
+}
+
 /// A copy of the value without the keys its format does not know.
 pub(crate) fn without_unknown_keys(value: &Value, format: Format) -> Value {
     let (_, validator) = lookup(format);
@@ -158,8 +163,13 @@ fn report(
             for key in unexpected {
                 let child = format!("{pointer}/{}", pointer_segment(key));
                 let location = Some(source.location(document.key_range(&child)));
+                let stray_text = error.instance().get(key).is_some_and(Value::is_null);
                 let hint = match closest(key, known.iter().map(String::as_str)) {
                     Some(candidate) => format!("did you mean `{candidate}`?"),
+                    None if stray_text => {
+                        "a text with a comma or colon inside `{...}` must be quoted: `title: \"a, b\"`"
+                            .to_owned()
+                    }
                     None if known.is_empty() => "remove it".to_owned(),
                     None => format!("known keys here: {}", join_ticked(&known)),
                 };
@@ -197,6 +207,10 @@ fn report(
                 "write `key: value` pairs, indented under this key".to_owned()
             } else if expected.contains("number") && found.contains("text") {
                 "write the number without quotes".to_owned()
+            } else if expected == "a text"
+                && !matches!(error.instance(), Value::Object(_) | Value::Array(_))
+            {
+                format!("put the value in quotes: `\"{}\"`", error.instance())
             } else {
                 format!("write {expected} here")
             };
@@ -216,26 +230,7 @@ fn report(
                     options.iter().filter_map(|option| option.as_str().map(str::to_owned)).collect()
                 })
                 .unwrap_or_default();
-            let found = error
-                .instance()
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| error.instance().to_string());
-            let hint = match closest(&found, options.iter().map(String::as_str)) {
-                Some(candidate) => format!("did you mean `{candidate}`?"),
-                None => format!("use one of: {}", join_ticked(&options)),
-            };
-            out.push(
-                Diagnostic::new(
-                    Code::NotAllowedValue,
-                    format!(
-                        "`{found}` is not allowed {place}; expected one of {}",
-                        join_ticked(&options)
-                    ),
-                )
-                .at(at_value())
-                .hint(hint),
-            );
+            out.push(not_allowed(error.instance(), &options, &place).at(at_value()));
         }
         ValidationErrorKind::Constant { expected_value } => {
             out.push(
@@ -249,14 +244,31 @@ fn report(
         ValidationErrorKind::Pattern { pattern } => {
             let found = error.instance().as_str().unwrap_or_default();
             let (what, hint) = pattern_hint(pattern);
+            let code = if pattern == stagecraft_model::DURATION_PATTERN {
+                Code::InvalidDuration
+            } else if what == "a valid date" || what == "a valid span of hours" {
+                Code::InvalidDate
+            } else {
+                Code::MalformedValue
+            };
             out.push(
-                Diagnostic::new(Code::MalformedValue, format!("`{found}` is not {what} {place}"))
+                Diagnostic::new(code, format!("`{found}` is not {what} {place}"))
                     .at(at_value())
                     .hint(hint),
             );
         }
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            match best_branch(context) {
+            let branches = schema_at(schema, error.schema_path().as_str());
+            if let Some(options) = branches.and_then(|branches| word_options(schema, branches)) {
+                out.push(not_allowed(error.instance(), &options, &place).at(at_value()));
+                return;
+            }
+            let chosen = best_branch(context).or_else(|| {
+                branches.and_then(|branches| {
+                    same_type_branch(schema, branches, error.instance(), context)
+                })
+            });
+            match chosen {
                 Some(branch) => {
                     for inner in branch {
                         report(source, document, schema, inner, out);
@@ -278,6 +290,27 @@ fn report(
                 }
             }
         }
+        ValidationErrorKind::Minimum { limit }
+        | ValidationErrorKind::ExclusiveMinimum { limit } => out.push(
+            Diagnostic::new(
+                Code::OutOfRange,
+                format!(
+                    "{} is below the smallest value allowed {place}, {limit}",
+                    error.instance()
+                ),
+            )
+            .at(at_value())
+            .hint(format!("write a value of at least {limit}")),
+        ),
+        ValidationErrorKind::Maximum { limit }
+        | ValidationErrorKind::ExclusiveMaximum { limit } => out.push(
+            Diagnostic::new(
+                Code::OutOfRange,
+                format!("{} is above the largest value allowed {place}, {limit}", error.instance()),
+            )
+            .at(at_value())
+            .hint(format!("write a value of at most {limit}")),
+        ),
         ValidationErrorKind::MinItems { limit } => out.push(
             Diagnostic::new(Code::OutOfRange, format!("{place} needs at least {limit} item(s)"))
                 .at(at_value())
@@ -296,6 +329,91 @@ fn report(
             .at(at_value()),
         ),
     }
+}
+
+/// The message for a word that is not one of the allowed words.
+fn not_allowed(instance: &Value, options: &[String], place: &str) -> Diagnostic {
+    let found = instance.as_str().map(str::to_owned).unwrap_or_else(|| instance.to_string());
+    let hint = match closest(&found, options.iter().map(String::as_str)) {
+        Some(candidate) => format!("did you mean `{candidate}`?"),
+        None => format!("use one of: {}", join_ticked(options)),
+    };
+    Diagnostic::new(
+        Code::NotAllowedValue,
+        format!("`{found}` is not allowed {place}; expected one of {}", join_ticked(options)),
+    )
+    .hint(hint)
+}
+
+/// When every branch is a fixed word (`const`), the branches are really an `enum`.
+fn word_options(root: &Value, branches: &Value) -> Option<Vec<String>> {
+    let branches = branches.as_array()?;
+    let mut words = Vec::new();
+    for branch in branches {
+        let branch = resolve(root, branch);
+        if let Some(word) = branch.get("const").and_then(Value::as_str) {
+            words.push(word.to_owned());
+        } else if let Some(options) = branch.get("enum").and_then(Value::as_array) {
+            words.extend(options.iter().filter_map(Value::as_str).map(str::to_owned));
+        } else {
+            return None;
+        }
+    }
+    (!words.is_empty()).then_some(words)
+}
+
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            reference.strip_prefix('#').and_then(|pointer| root.pointer(pointer)).unwrap_or(schema)
+        }
+        None => schema,
+    }
+}
+
+/// When no branch stands out by depth, the branch that expects the value's own type
+/// (a mapping where a mapping is one of the accepted forms) says most about it.
+fn same_type_branch<'a>(
+    root: &Value,
+    branches: &Value,
+    instance: &Value,
+    context: &'a [Vec<ValidationError<'static>>],
+) -> Option<&'a Vec<ValidationError<'static>>> {
+    let kind = match instance {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        _ => return None,
+    };
+    let branches = branches.as_array()?;
+    let matching: Vec<usize> = branches
+        .iter()
+        .enumerate()
+        .filter(|(_, branch)| accepts(root, branch, kind, 0))
+        .map(|(index, _)| index)
+        .collect();
+    match matching.as_slice() {
+        [index] => context.get(*index).filter(|errors| !errors.is_empty()),
+        _ => None,
+    }
+}
+
+/// Whether a schema (following `$ref`s and alternatives) accepts values of a JSON type.
+fn accepts(root: &Value, schema: &Value, kind: &str, depth: usize) -> bool {
+    let schema = resolve(root, schema);
+    if depth > 8 {
+        return false;
+    }
+    if schema.get("type").and_then(Value::as_str) == Some(kind)
+        || (kind == "object" && schema.get("properties").is_some())
+    {
+        return true;
+    }
+    ["anyOf", "oneOf"].iter().any(|keyword| {
+        schema
+            .get(*keyword)
+            .and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(|item| accepts(root, item, kind, depth + 1)))
+    })
 }
 
 /// Of the branches of a `oneOf`/`anyOf`, the one the author most likely meant: the one

@@ -148,6 +148,18 @@ pub(crate) fn parse_yaml(source: &SourceFile) -> Result<Document, Diagnostic> {
         let (event, span) = event.map_err(|error| {
             let marker = error.marker();
             let offset = source.offset(marker.line(), marker.col());
+            if let Some(open) = unclosed_bracket(&source.text, offset) {
+                let bracket = &source.text[open..open + 1];
+                let closer = if bracket == "[" { "]" } else { "}" };
+                return Diagnostic::new(
+                    Code::YamlSyntax,
+                    format!("this `{bracket}` is never closed"),
+                )
+                .at(Some(source.location(open..open + 1)))
+                .related("the parser gave up here", Some(source.location(offset..offset)))
+                .hint(format!("add the missing `{closer}`"));
+            }
+            let offset = leading_tab(&source.text, offset).unwrap_or(offset);
             let code = if error.info().contains("recursion limit") {
                 Code::TooDeep
             } else {
@@ -206,8 +218,9 @@ pub(crate) fn parse_yaml(source: &SourceFile) -> Result<Document, Diagnostic> {
         Some(value) if !value.is_null() => {
             Ok(Document { value, spans: builder.spans, scalar_styles: builder.scalar_styles })
         }
-        _ => Err(Diagnostic::new(Code::EmptyFile, format!("{} is empty", source.name))
-            .at(Some(source.start_location()))),
+        _ => Err(Diagnostic::new(Code::EmptyFile, "the file is empty")
+            .at(Some(source.start_location()))
+            .hint("fill it in, or delete it")),
     }
 }
 
@@ -223,15 +236,62 @@ fn yaml_message(info: &str) -> String {
 fn yaml_hint(info: &str, text: &str, offset: usize) -> String {
     let line_start = text[..offset.min(text.len())].rfind('\n').map_or(0, |index| index + 1);
     let line = text[line_start..].lines().next().unwrap_or_default();
-    if line.starts_with('\t') || info.contains("tab") {
+    if line.trim_start_matches(' ').starts_with('\t') || info.contains("tab") {
         "YAML does not allow tabs for indentation; use spaces".into()
-    } else if info.contains("mapping values are not allowed") {
+    } else if info.contains("mapping values are not allowed") || info.contains("':' indicator") {
         "a value cannot hold another `key: value` on the same line; quote the text or move it onto its own line".into()
-    } else if info.contains("did not find expected") || info.contains("while parsing a flow") {
-        "check for an unclosed bracket, brace or quote above this point".into()
+    } else if info.contains("did not find expected") {
+        "keys of one mapping must line up, and list items (`- `) too; check the indentation of this line and the one above".into()
     } else {
         "check the indentation and quoting around this line".into()
     }
+}
+
+/// The position of a tab in the indentation of the line holding `offset`, since the
+/// parser reports the character after it.
+fn leading_tab(text: &str, offset: usize) -> Option<usize> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |index| index + 1);
+    let indentation = text[line_start..].find(|c: char| c != ' ' && c != '\t')?;
+    text[line_start..line_start + indentation].find('\t').map(|tab| line_start + tab)
+}
+
+/// The innermost `[` or `{` still open at `offset`, if any. A rough scan (it skips
+/// comments and quoted texts) used only to explain a syntax error better: an
+/// unclosed flow bracket makes the parser fail lines later, far from the mistake.
+fn unclosed_bracket(text: &str, offset: usize) -> Option<usize> {
+    let mut open: Vec<usize> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut previous = '\n';
+    let mut chars = text[..offset.min(text.len())].char_indices().peekable();
+    while let Some((index, c)) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' && q == '"' {
+                    chars.next();
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '#' if previous.is_whitespace() => {
+                    while chars.peek().is_some_and(|(_, c)| *c != '\n') {
+                        chars.next();
+                    }
+                }
+                '"' | '\'' if matches!(previous, ' ' | '\n' | '[' | '{' | ',' | ':' | '-') => {
+                    quote = Some(c);
+                }
+                '[' | '{' => open.push(index),
+                ']' | '}' => {
+                    open.pop();
+                }
+                _ => {}
+            },
+        }
+        previous = c;
+    }
+    open.pop()
 }
 
 impl YamlBuilder<'_> {
@@ -277,7 +337,8 @@ impl YamlBuilder<'_> {
                 Code::TooDeep,
                 format!("values are nested more than {MAX_DEPTH} levels deep"),
             )
-            .at(Some(self.source.location(start..start + 1))));
+            .at(Some(self.source.location(start..start + 1)))
+            .hint("pack files need only a few levels; the file is probably generated or damaged"));
         }
         self.stack.push(frame);
         Ok(())
@@ -528,8 +589,9 @@ fn json_depth(text: &str) -> (usize, usize) {
 /// Parses a JSON file (a form). Strict JSON: no comments, no trailing commas.
 pub(crate) fn parse_json(source: &SourceFile) -> Result<Document, Diagnostic> {
     if source.text.trim().is_empty() {
-        return Err(Diagnostic::new(Code::EmptyFile, format!("{} is empty", source.name))
-            .at(Some(source.start_location())));
+        return Err(Diagnostic::new(Code::EmptyFile, "the file is empty")
+            .at(Some(source.start_location()))
+            .hint("fill it in, or delete it"));
     }
     let (depth, deepest_at) = json_depth(&source.text);
     if depth > MAX_DEPTH {
@@ -537,7 +599,8 @@ pub(crate) fn parse_json(source: &SourceFile) -> Result<Document, Diagnostic> {
             Code::TooDeep,
             format!("values are nested more than {MAX_DEPTH} levels deep"),
         )
-        .at(Some(source.location(deepest_at..deepest_at + 1))));
+        .at(Some(source.location(deepest_at..deepest_at + 1)))
+        .hint("pack files need only a few levels; the file is probably generated or damaged"));
     }
     let options = jsonc_parser::ParseOptions {
         allow_comments: false,
@@ -570,8 +633,9 @@ pub(crate) fn parse_json(source: &SourceFile) -> Result<Document, Diagnostic> {
         },
     )?;
     let Some(root) = parsed.value else {
-        return Err(Diagnostic::new(Code::EmptyFile, format!("{} is empty", source.name))
-            .at(Some(source.start_location())));
+        return Err(Diagnostic::new(Code::EmptyFile, "the file is empty")
+            .at(Some(source.start_location()))
+            .hint("fill it in, or delete it"));
     };
     let mut document =
         Document { value: Value::Null, spans: HashMap::new(), scalar_styles: HashMap::new() };

@@ -104,6 +104,9 @@ pub struct RuleError {
     pub column: usize,
     /// How to fix it, when there is a likely fix.
     pub hint: Option<String>,
+    /// How many characters the problem spans (the length of an unknown name; 1 for a
+    /// syntax error, which rhai places at a single point).
+    pub length: usize,
 }
 
 /// Why an evaluation failed. The rule's name is always part of the message so that a
@@ -273,6 +276,7 @@ impl Sandbox {
                 line: 1,
                 column: 1,
                 hint: Some("move logic into smaller rules".into()),
+                length: 1,
             }]);
         }
         // Declare the facts by name only, as plain variables: strict-variables mode
@@ -328,6 +332,7 @@ impl Sandbox {
                 line: position.line().unwrap_or(1),
                 column: position.position().unwrap_or(1),
                 hint,
+                length: name.chars().count(),
             });
             true
         });
@@ -428,6 +433,7 @@ fn fact_scope(facts: &Facts) -> Scope<'static> {
 
 fn parse_error(error: &rhai::ParseError) -> RuleError {
     let position = error.position();
+    let mut length = 1;
     let (kind, message, hint) = match error.err_type() {
         rhai::ParseErrorType::VariableUndefined(name) => {
             let known = VARIABLES.iter().map(|(name, _)| *name);
@@ -443,17 +449,29 @@ fn parse_error(error: &rhai::ParseError) -> RuleError {
                             .join(", ")
                     )
                 });
+            length = name.chars().count();
             (RuleErrorKind::UnknownVariable, format!("unknown variable `{name}`"), Some(hint))
         }
-        rhai::ParseErrorType::ExprTooDeep | rhai::ParseErrorType::LiteralTooLarge(..) => {
-            (RuleErrorKind::Limit, lowercase_first(&error.err_type().to_string()), None)
-        }
+        rhai::ParseErrorType::ExprTooDeep => (
+            RuleErrorKind::Limit,
+            "the expression is nested too deeply for the rules sandbox".to_owned(),
+            Some("split it into smaller steps with `let`".into()),
+        ),
+        rhai::ParseErrorType::LiteralTooLarge(..) => (
+            RuleErrorKind::Limit,
+            lowercase_first(&error.err_type().to_string()),
+            Some("keep large data out of rules; query it with `find`".into()),
+        ),
         rhai::ParseErrorType::Reserved(word) => (
             RuleErrorKind::Syntax,
             format!("`{word}` is not available in rules"),
             Some("rules cannot use eval, print, debug, import or custom syntax".into()),
         ),
-        other => (RuleErrorKind::Syntax, lowercase_first(&other.to_string()), None),
+        other => (
+            RuleErrorKind::Syntax,
+            lowercase_first(&other.to_string()),
+            Some("rules are rhai expressions, e.g. `record.amount > 100000 && stage == \"proposal\"`".into()),
+        ),
     };
     RuleError {
         kind,
@@ -461,6 +479,7 @@ fn parse_error(error: &rhai::ParseError) -> RuleError {
         line: position.line().unwrap_or(1),
         column: position.position().unwrap_or(1),
         hint,
+        length,
     }
 }
 
