@@ -208,7 +208,7 @@ fn report(
             } else if expected.contains("number") && found.contains("text") {
                 "write the number without quotes".to_owned()
             } else if expected == "a text"
-                && !matches!(error.instance(), Value::Object(_) | Value::Array(_))
+                && !matches!(&**error.instance(), Value::Object(_) | Value::Array(_))
             {
                 format!("put the value in quotes: `\"{}\"`", error.instance())
             } else {
