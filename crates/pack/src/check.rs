@@ -91,6 +91,11 @@ struct Context<'a> {
     requires: HashMap<usize, BTreeSet<String>>,
     /// (template id, locale) → file, to point at the first of two copies.
     template_files: HashMap<(Id, String), usize>,
+    /// Ids defined more than once.
+    duplicated: BTreeSet<(u8, Id)>,
+    /// Gates whose `file:` is missing; a stray script of the same name is the likely
+    /// intended one and is not reported again as a duplicate.
+    gates_without_script: BTreeSet<Id>,
     /// Second copies of a pack: reported once, their files not read again.
     ignored_packs: BTreeSet<usize>,
 }
@@ -115,6 +120,8 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
         requires: HashMap::new(),
         ignored_packs: BTreeSet::new(),
         template_files: HashMap::new(),
+        gates_without_script: BTreeSet::new(),
+        duplicated: BTreeSet::new(),
     };
     cx.manifests();
     cx.collect();
@@ -201,6 +208,7 @@ impl Context<'_> {
     fn register(&mut self, kind: Kind, id: &Id, file: usize, pointer: &str) -> bool {
         let key = (kind as u8, id.clone());
         if let Some((first_file, first_pointer)) = self.ids.get(&key).cloned() {
+            self.duplicated.insert(key.clone());
             let related = self.at(first_file, &first_pointer);
             let diagnostic = Diagnostic::new(
                 Code::DuplicateId,
@@ -250,7 +258,11 @@ impl Context<'_> {
             self.push(diagnostic);
             return false;
         };
-        if let (Some(from), Some(to)) = (self.pack_of(file), self.pack_of(defining_file)) {
+        // With two definitions, which one is meant is unknown; the duplicate is reported.
+        let duplicated = self.duplicated.contains(&key);
+        if let (false, Some(from), Some(to)) =
+            (duplicated, self.pack_of(file), self.pack_of(defining_file))
+        {
             // A pack whose manifest has mistakes cannot say what it requires.
             if from != to && self.pack_name(from).is_some() && self.pack_name(to).is_some() {
                 let to_name = self.pack_name(to).unwrap_or_default();
@@ -421,6 +433,7 @@ impl Context<'_> {
                 self.texts_without_chinese(index);
             }
         }
+        let mut unclaimed_scripts = Vec::new();
         for (index, loaded) in workspace.files.iter().enumerate() {
             if skipped.contains(&index) {
                 continue;
@@ -437,7 +450,8 @@ impl Context<'_> {
                     if !claimed_scripts
                         .contains(&crate::discover::canonical(&loaded.source.path)) =>
                 {
-                    self.collect_script_gate(index);
+                    // After the rules files, which may name scripts by `file:`.
+                    unclaimed_scripts.push(index);
                 }
                 (Some(Content::Flow(flow)), _)
                     if self.register(Kind::Flow, &flow.id, index, "/id") =>
@@ -454,6 +468,9 @@ impl Context<'_> {
                 (None, kind) => self.remember_ids_of_broken_file(index, kind),
                 _ => {}
             }
+        }
+        for index in unclaimed_scripts {
+            self.collect_script_gate(index);
         }
     }
 
@@ -478,7 +495,23 @@ impl Context<'_> {
             }
             return;
         }
-        let Some(document) = &loaded.document else { return };
+        let Some(document) = &loaded.document else {
+            // Not even YAML: a top-level `id:` line still says which flow or calendar
+            // the file meant to define.
+            let kind = match kind {
+                FileKind::Flow => Kind::Flow,
+                FileKind::Calendar => Kind::Calendar,
+                _ => return,
+            };
+            let id = loaded.source.text.lines().find_map(|line| {
+                let value = line.strip_prefix("id:")?.trim().trim_matches(['"', '\'']);
+                valid_id(value).then(|| value.to_owned())
+            });
+            if let Some(id) = id {
+                self.ids.entry((kind as u8, Id(id))).or_insert((file, String::new()));
+            }
+            return;
+        };
         let value = &document.value;
         let mut names: Vec<(Kind, &str)> = Vec::new();
         match kind {
@@ -686,6 +719,9 @@ impl Context<'_> {
             return;
         }
         let id = Id(stem);
+        if self.gates_without_script.contains(&id) {
+            return;
+        }
         let text = loaded.source.text.clone();
         self.compile_file_script(file, &text, ScriptKey::new(format!("gate:{id}"), ""));
         if self.register(Kind::Gate, &id, file, "") {
@@ -848,6 +884,11 @@ impl Context<'_> {
             if let Some(relative) = &gate.file {
                 if self.script_file(file, relative).is_none() {
                     self.missing_script(file, &pointer, relative, &gate.id);
+                    // Known, so that its users are not told it is missing too.
+                    self.ids
+                        .entry((Kind::Gate as u8, gate.id.clone()))
+                        .or_insert((file, pointer.clone()));
+                    self.gates_without_script.insert(gate.id.clone());
                     continue;
                 }
             }
@@ -1209,7 +1250,8 @@ impl Context<'_> {
                                 .at(self.at(
                                     def.file,
                                     &format!("{}/x-link/search/{index}", extension.pointer),
-                                ));
+                                ))
+                                .hint(field_hint(field, &target.value.form.fields));
                                 self.diagnostics.push(diagnostic);
                             }
                         }
@@ -1458,7 +1500,12 @@ impl Context<'_> {
                         Code::UnknownField,
                         format!("form `{child_form}` of flow `{flow}` has no field `{field}`"),
                     )
-                    .at(self.key_at(file, &inner));
+                    .at(self.key_at(file, &inner))
+                    .hint(
+                        self.form_fields(child_form)
+                            .map(|fields| field_hint(field, fields))
+                            .unwrap_or_default(),
+                    );
                     self.push(diagnostic);
                 }
             }
@@ -1513,7 +1560,8 @@ impl Context<'_> {
                                 Code::ConflictingKeys,
                                 "`field` only applies to `event: field_changed`",
                             )
-                            .at(self.key_at(file, &format!("{tp}/field")));
+                            .at(self.key_at(file, &format!("{tp}/field")))
+                            .hint("remove `field`, or set `event: field_changed`");
                             self.push(diagnostic);
                         }
                     }
@@ -1601,7 +1649,8 @@ impl Context<'_> {
                             Code::MissingKey,
                             "a step that notifies needs a `template`",
                         )
-                        .at(self.key_at(file, &format!("{pointer}/notify")));
+                        .at(self.key_at(file, &format!("{pointer}/notify")))
+                        .hint("add `template: <id>`, naming a file `templates/<id>.zh-CN.hbs`");
                         self.push(diagnostic);
                     }
                     if let Some(reassign) = &step.reassign {
@@ -2112,6 +2161,20 @@ impl Context<'_> {
                 }
             }
         }
+    }
+}
+
+/// "did you mean …?", or the list of the form's fields.
+fn field_hint(
+    field: &FieldName,
+    fields: &BTreeMap<FieldName, crate::definitions::FieldInfo>,
+) -> String {
+    match closest(field.as_str(), fields.keys().map(FieldName::as_str)) {
+        Some(candidate) => format!("did you mean `{candidate}`?"),
+        None => format!(
+            "the fields are: {}",
+            fields.keys().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

@@ -116,9 +116,15 @@ pub(crate) fn canonical(path: &Path) -> PathBuf {
 /// Joins a relative path to a folder without leaving `.` or `a/..` in the result,
 /// so that messages name files the way people wrote them.
 pub(crate) fn join_clean(dir: &Path, relative: &str) -> PathBuf {
+    clean(&dir.join(relative))
+}
+
+/// A path without `.` components and with `a/..` folded (lexically; links are not
+/// followed, which is what people reading the path expect).
+pub(crate) fn clean(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
-    for component in dir.join(relative).components() {
+    for component in path.components() {
         match component {
             Component::CurDir => {}
             Component::ParentDir => {

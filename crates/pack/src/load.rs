@@ -106,6 +106,7 @@ impl Workspace {
         let mut manifests: Vec<PathBuf> = Vec::new();
         let mut loose: Vec<PathBuf> = Vec::new();
         for path in paths {
+            let path = &discover::clean(path);
             if !path.exists() {
                 self.diagnostics.push(
                     Diagnostic::new(

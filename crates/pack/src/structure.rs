@@ -282,7 +282,20 @@ fn report(
                         format!("{found} does not match any accepted form {place}"),
                     )
                     .at(at_value());
-                    if !shapes.is_empty() {
+                    let tags =
+                        branches.map(|branches| single_keys(schema, branches)).unwrap_or_default();
+                    let written = match &**error.instance() {
+                        Value::Object(map) if map.len() == 1 => map.keys().next().cloned(),
+                        _ => None,
+                    };
+                    let suggestion = written
+                        .as_deref()
+                        .and_then(|key| closest(key, tags.iter().map(String::as_str)));
+                    if let (Some(written), Some(suggestion)) = (&written, suggestion) {
+                        diagnostic = diagnostic.hint(format!(
+                            "`{written}` is not one of the accepted keys here; did you mean `{suggestion}`?"
+                        ));
+                    } else if !shapes.is_empty() {
                         diagnostic =
                             diagnostic.hint(format!("write one of: {}", shapes.join(", ")));
                     }
@@ -395,6 +408,25 @@ fn same_type_branch<'a>(
         [index] => context.get(*index).filter(|errors| !errors.is_empty()),
         _ => None,
     }
+}
+
+/// The keys of alternatives written as one-key maps (`{role: …}`, `{user: …}`).
+fn single_keys(root: &Value, branches: &Value) -> Vec<String> {
+    branches
+        .as_array()
+        .map(|branches| {
+            branches
+                .iter()
+                .filter_map(|branch| {
+                    let required = resolve(root, branch).get("required")?.as_array()?;
+                    match required.as_slice() {
+                        [only] => only.as_str().map(str::to_owned),
+                        _ => None,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a schema (following `$ref`s and alternatives) accepts values of a JSON type.

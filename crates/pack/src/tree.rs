@@ -148,7 +148,8 @@ pub(crate) fn parse_yaml(source: &SourceFile) -> Result<Document, Diagnostic> {
         let (event, span) = event.map_err(|error| {
             let marker = error.marker();
             let offset = source.offset(marker.line(), marker.col());
-            if let Some(open) = unclosed_bracket(&source.text, offset) {
+            let too_deep = error.info().contains("recursion limit");
+            if let Some(open) = unclosed_bracket(&source.text, offset).filter(|_| !too_deep) {
                 let bracket = &source.text[open..open + 1];
                 let closer = if bracket == "[" { "]" } else { "}" };
                 return Diagnostic::new(
