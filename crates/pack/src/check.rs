@@ -91,6 +91,8 @@ struct Context<'a> {
     requires: HashMap<usize, BTreeSet<String>>,
     /// (template id, locale) → file, to point at the first of two copies.
     template_files: HashMap<(Id, String), usize>,
+    /// Where each compiled script sits, to place what `check_queries` finds.
+    script_places: Vec<(ScriptKey, usize, Option<String>)>,
     /// Ids defined more than once.
     duplicated: BTreeSet<(u8, Id)>,
     /// Gates whose `file:` is missing; a stray script of the same name is the likely
@@ -122,6 +124,7 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
         template_files: HashMap::new(),
         gates_without_script: BTreeSet::new(),
         duplicated: BTreeSet::new(),
+        script_places: Vec::new(),
     };
     cx.manifests();
     cx.collect();
@@ -135,6 +138,7 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
         cx.check_flow(id);
     }
     cx.check_subflow_cycles();
+    cx.check_queries();
     let Context {
         diagnostics,
         scripts,
@@ -983,84 +987,163 @@ impl Context<'_> {
 
     /// Compiles a script embedded in a YAML value and maps its errors into the file.
     fn compile_inline(&mut self, file: usize, pointer: &str, script: &str, key: ScriptKey) {
-        let name = format!("{}{}", key.owner, key.pointer);
-        match self.sandbox.compile(&name, script) {
-            Ok(rule) => {
-                self.scripts.insert(key, rule);
-            }
-            Err(errors) => {
-                let loaded = &self.workspace.files[file];
-                let Some(document) = &loaded.document else { return };
-                let range = document.value_range(pointer);
-                let info = document.scalar_info(pointer);
-                let (start_line, start_column) = loaded.source.line_column(range.start);
-                let mut diagnostics = Vec::new();
-                for error in errors {
-                    // A block scalar's range starts at its content; a quoted one at
-                    // its opening quote. Later lines of a plain or quoted scalar are
-                    // placed at their own indentation.
-                    let style = info.map(|info| info.style);
-                    let skip = usize::from(style == Some(ScalarKind::Quoted));
-                    let column = error.column.saturating_sub(1);
-                    let offset = if error.line <= 1 {
-                        loaded
-                            .source
-                            .offset(start_line as usize, start_column as usize - 1 + skip + column)
-                    } else {
-                        let line = start_line as usize + error.line - 1;
-                        let indent = if style == Some(ScalarKind::Block) {
-                            start_column as usize - 1
-                        } else {
-                            let line_start = loaded.source.offset(line, 0);
-                            loaded.source.text[line_start..]
-                                .chars()
-                                .take_while(|c| *c == ' ')
-                                .count()
-                        };
-                        loaded.source.offset(line, indent + column)
-                    };
-                    let offset = offset.clamp(range.start, range.end.max(range.start));
-                    let mut diagnostic =
-                        Diagnostic::new(rule_code(&error.kind), error.message.clone()).at(Some(
-                            loaded.source.location(
-                                offset..char_end(&loaded.source.text, offset, error.length),
-                            ),
-                        ));
-                    if let Some(hint) = error.hint {
-                        diagnostic = diagnostic.hint(hint);
-                    }
-                    diagnostics.push(diagnostic);
-                }
-                self.diagnostics.extend(diagnostics);
-            }
-        }
+        self.compile_script(file, Some(pointer), script, key);
     }
 
     /// Compiles a whole `.rhai` file.
     fn compile_file_script(&mut self, file: usize, text: &str, key: ScriptKey) {
+        self.compile_script(file, None, text, key);
+    }
+
+    fn compile_script(&mut self, file: usize, pointer: Option<&str>, script: &str, key: ScriptKey) {
         let name = format!("{}{}", key.owner, key.pointer);
-        match self.sandbox.compile(&name, text) {
+        match self.sandbox.compile(&name, script) {
             Ok(rule) => {
+                self.script_places.push((key.clone(), file, pointer.map(str::to_owned)));
                 self.scripts.insert(key, rule);
             }
             Err(errors) => {
-                let source = &self.workspace.files[file].source;
-                let diagnostics: Vec<Diagnostic> = errors
-                    .into_iter()
-                    .map(|error| {
-                        let offset = source.offset(error.line, error.column.saturating_sub(1));
-                        let mut diagnostic = Diagnostic::new(rule_code(&error.kind), error.message)
-                            .at(Some(
-                                source
-                                    .location(offset..char_end(&source.text, offset, error.length)),
-                            ));
-                        if let Some(hint) = error.hint {
-                            diagnostic = diagnostic.hint(hint);
-                        }
-                        diagnostic
-                    })
+                for error in errors {
+                    let location = self.script_location(
+                        file,
+                        pointer,
+                        (error.line, error.column),
+                        error.length,
+                    );
+                    let mut diagnostic =
+                        Diagnostic::new(rule_code(&error.kind), error.message).at(location);
+                    if let Some(hint) = error.hint {
+                        diagnostic = diagnostic.hint(hint);
+                    }
+                    self.push(diagnostic);
+                }
+            }
+        }
+    }
+
+    /// Where a (line, column) inside a script is in its file. A `.rhai` file maps
+    /// directly. In YAML, a block scalar's range starts at its content and a quoted one
+    /// at its opening quote; later lines of a plain or quoted scalar are placed at
+    /// their own indentation.
+    fn script_location(
+        &self,
+        file: usize,
+        pointer: Option<&str>,
+        (line, column): (usize, usize),
+        length: usize,
+    ) -> Option<Location> {
+        let loaded = &self.workspace.files[file];
+        let source = &loaded.source;
+        let column = column.saturating_sub(1);
+        let offset = match (pointer, &loaded.document) {
+            (None, _) => source.offset(line, column),
+            (Some(_), None) => return Some(source.start_location()),
+            (Some(pointer), Some(document)) => {
+                let range = document.value_range(pointer);
+                let style = document.scalar_info(pointer).map(|info| info.style);
+                let (start_line, start_column) = source.line_column(range.start);
+                let (start_line, start_column) = (start_line as usize, start_column as usize - 1);
+                let offset = if line <= 1 {
+                    let skip = usize::from(style == Some(ScalarKind::Quoted));
+                    source.offset(start_line, start_column + skip + column)
+                } else {
+                    let file_line = start_line + line - 1;
+                    let indent = if style == Some(ScalarKind::Block) {
+                        start_column
+                    } else {
+                        let line_start = source.offset(file_line, 0);
+                        source.text[line_start..].chars().take_while(|c| *c == ' ').count()
+                    };
+                    source.offset(file_line, indent + column)
+                };
+                offset.clamp(range.start, range.end.max(range.start))
+            }
+        };
+        Some(source.location(offset..char_end(&source.text, offset, length)))
+    }
+
+    /// Checks `find("form", #{key: …})` and `count(…)` in every compiled script: the
+    /// form exists and each filter key is an indexed field (or a key with a meaning of
+    /// its own), so that a typo fails at check time, not when the rule runs.
+    fn check_queries(&mut self) {
+        let places = std::mem::take(&mut self.script_places);
+        for (key, file, pointer) in &places {
+            let Some(rule) = self.scripts.get(key) else { continue };
+            let uses = rule.queries().to_vec();
+            for query in uses {
+                let form = Id(query.form.clone());
+                let Some(def) = self.forms.get(&form) else {
+                    if !self.ids.contains_key(&(Kind::Form as u8, form.clone())) {
+                        let names: Vec<String> = self.forms.keys().map(Id::to_string).collect();
+                        let hint = match closest(&query.form, names.iter().map(String::as_str)) {
+                            Some(candidate) => format!("did you mean `{candidate}`?"),
+                            None => "`find` and `count` take a form id as their first argument"
+                                .to_owned(),
+                        };
+                        let location = self.script_location(
+                            *file,
+                            pointer.as_deref(),
+                            query.form_at,
+                            query.form.chars().count() + 2,
+                        );
+                        self.push(
+                            Diagnostic::new(
+                                Code::UnknownForm,
+                                format!("unknown form `{}` in a query", query.form),
+                            )
+                            .at(location)
+                            .hint(hint),
+                        );
+                    }
+                    continue;
+                };
+                let indexed: Vec<String> = def
+                    .value
+                    .form
+                    .fields
+                    .iter()
+                    .filter(|(_, field)| field.indexed)
+                    .map(|(name, _)| name.to_string())
+                    .chain(["owner".to_owned()])
                     .collect();
-                self.diagnostics.extend(diagnostics);
+                let fields: BTreeSet<String> =
+                    def.value.form.fields.keys().map(FieldName::to_string).collect();
+                for (name, at) in &query.keys {
+                    if indexed.contains(name)
+                        || stagecraft_rules::QUERY_KEYS.contains(&name.as_str())
+                    {
+                        continue;
+                    }
+                    let known = indexed
+                        .iter()
+                        .map(String::as_str)
+                        .chain(stagecraft_rules::QUERY_KEYS.iter().copied());
+                    let unindexed = closest(name, fields.iter().map(String::as_str))
+                        .filter(|candidate| !indexed.iter().any(|f| f == candidate));
+                    let hint = match (closest(name, known), unindexed) {
+                        (Some(candidate), _) => format!("did you mean `{candidate}`?"),
+                        (None, Some(candidate)) if candidate != name => format!(
+                            "did you mean `{candidate}`? queries filter on indexed fields, so add it to `x-form.indexes` of form `{form}` too"
+                        ),
+                        (None, _) if fields.contains(name) => format!(
+                            "queries filter on indexed fields; add `{name}` to `x-form.indexes` of form `{form}`"
+                        ),
+                        (None, _) => format!(
+                            "filter on indexed fields of `{form}` ({}), `created_within` or `exclude`",
+                            indexed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    };
+                    let location =
+                        self.script_location(*file, pointer.as_deref(), *at, name.chars().count());
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnknownField,
+                            format!("`{name}` is not an indexed field of form `{form}`"),
+                        )
+                        .at(location)
+                        .hint(hint),
+                    );
+                }
             }
         }
     }

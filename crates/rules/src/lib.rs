@@ -14,6 +14,6 @@ mod sandbox;
 
 pub use host::{Host, NoHost, Query};
 pub use sandbox::{
-    CompiledRule, EvalError, Facts, GateOutcome, Limits, RuleError, RuleErrorKind, Sandbox,
-    VARIABLES,
+    CompiledRule, EvalError, Facts, GateOutcome, Limits, QUERY_KEYS, QueryUse, RuleError,
+    RuleErrorKind, Sandbox, VARIABLES,
 };

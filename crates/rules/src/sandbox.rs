@@ -146,6 +146,7 @@ pub enum EvalError {
 pub struct CompiledRule {
     name: String,
     ast: AST,
+    queries: Vec<QueryUse>,
 }
 
 impl CompiledRule {
@@ -153,7 +154,27 @@ impl CompiledRule {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The `find`/`count` calls whose form is written as a literal, so that the loader
+    /// can check the form and its filter keys before the rule ever runs.
+    pub fn queries(&self) -> &[QueryUse] {
+        &self.queries
+    }
 }
+
+/// A `find("form", #{key: …})` or `count(…)` call found in a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryUse {
+    /// The form, as written.
+    pub form: String,
+    /// Where the form name is (line, column, from 1).
+    pub form_at: (usize, usize),
+    /// The filter keys written in a map literal, with where each is.
+    pub keys: Vec<(String, (usize, usize))>,
+}
+
+/// Filter keys with a meaning of their own; every other key names an indexed field.
+pub const QUERY_KEYS: &[&str] = &["created_within", "exclude"];
 
 /// What a gate answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,7 +313,8 @@ impl Sandbox {
         };
         let errors = self.unknown_functions(&ast);
         if errors.is_empty() {
-            Ok(CompiledRule { name: name.to_owned(), ast })
+            let queries = query_uses(&ast);
+            Ok(CompiledRule { name: name.to_owned(), ast, queries })
         } else {
             Err(errors)
         }
@@ -405,6 +427,38 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
         .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
+}
+
+fn place(position: rhai::Position) -> (usize, usize) {
+    (position.line().unwrap_or(1), position.position().unwrap_or(1))
+}
+
+fn query_uses(ast: &AST) -> Vec<QueryUse> {
+    let mut found = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, _)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, _))) => call,
+            _ => return true,
+        };
+        if !matches!(call.name.as_str(), "find" | "count") || call.args.len() != 2 {
+            return true;
+        }
+        let Expr::StringConstant(form, form_position) = &call.args[0] else { return true };
+        let keys = match &call.args[1] {
+            Expr::Map(map, _) => {
+                map.0.iter().map(|(ident, _)| (ident.name.to_string(), place(ident.pos))).collect()
+            }
+            Expr::DynamicConstant(value, position) => value
+                .read_lock::<Map>()
+                .map(|map| map.keys().map(|key| (key.to_string(), place(*position))).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        found.push(QueryUse { form: form.to_string(), form_at: place(*form_position), keys });
+        true
+    });
+    found
 }
 
 fn fact_scope(facts: &Facts) -> Scope<'static> {
