@@ -63,7 +63,7 @@ pub(crate) fn run(paths: &[PathBuf]) -> (Option<Definitions>, Report) {
     let mut workspace = Workspace::default();
     workspace.read(paths);
     let definitions = check::resolve(&mut workspace);
-    let packs = workspace
+    let packs: Vec<PackInfo> = workspace
         .packs
         .iter()
         .filter_map(|pack| {
@@ -78,6 +78,10 @@ pub(crate) fn run(paths: &[PathBuf]) -> (Option<Definitions>, Report) {
             }
         })
         .collect();
+    let mut definitions = definitions;
+    if let Some(definitions) = definitions.as_mut() {
+        definitions.packs = packs.clone();
+    }
     let mut diagnostics = std::mem::take(&mut workspace.diagnostics);
     sort(&mut diagnostics, &workspace.files);
     let sources = workspace.files.into_iter().map(|file| file.source).collect();

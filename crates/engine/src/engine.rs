@@ -1,0 +1,763 @@
+//! Commands in, one atomic commit out. The engine loads the record, runs the pure
+//! runtime, follows the effects that reach other records (sub-flows, a waiting
+//! parent, linked records), and writes everything in one store commit. Time comes
+//! from the injected clock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Map, Value, json};
+use stagecraft_model::Id;
+use stagecraft_pack::Definitions;
+use stagecraft_rules::{Limits, Sandbox};
+use stagecraft_runtime::{
+    Command, Context, Directory, Effect, Event, Outcome, ParentLink, Record, Refusal, Task,
+    start_subflow, step,
+};
+use stagecraft_store::{
+    Commit, IdempotencyClaim, IndexEntry, NewEvent, NewTask, NewTimer, Page, RecordId, RecordWrite,
+    Store, StoreError, TaskChange, TaskId, TimerChange, TimerId,
+};
+
+use crate::clock::Clock;
+use crate::host::{StoreHost, decode, index_value};
+
+/// Which record a command is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A new record (the command is [`Command::Create`]).
+    New,
+    /// An existing record.
+    Existing(String),
+}
+
+/// What an accepted command did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Executed {
+    /// The record after the command.
+    pub record: Record,
+    /// The events of the command, on every record it changed.
+    pub events: Vec<(String, Event)>,
+    /// Other records the command changed (a parent, a sub-flow, a linked record).
+    pub others: Vec<Record>,
+}
+
+/// Why a command did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The runtime refused: the reasons are for the user.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The record does not exist.
+    #[error("record {0} does not exist")]
+    NotFound(String),
+    /// The idempotency key was used before, for this record.
+    #[error("this request was already carried out for record {0}")]
+    Duplicate(String),
+    /// Another command changed a record at the same time; retry.
+    #[error("the record changed while the command ran; try again")]
+    Conflict,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// A stored record cannot be read.
+    #[error("stored record {0} cannot be read")]
+    Corrupt(String),
+    /// A command set off too long a chain of follow-up steps.
+    #[error("the command set off more than {0} follow-up steps")]
+    TooManySteps(usize),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { .. } => EngineError::Conflict,
+            StoreError::AlreadyApplied { record, .. } => EngineError::Duplicate(record.to_string()),
+            other => EngineError::Store(other),
+        }
+    }
+}
+
+/// The most follow-up steps one command may cause (sub-flows starting sub-flows…).
+const MAX_STEPS: usize = 64;
+
+/// The record id of the scheduler's own state in the store.
+const SCHEDULE_RECORD: &str = "_schedule";
+
+/// The engine.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    definitions: RwLock<Arc<Definitions>>,
+    /// Every set of definitions loaded since start, oldest first: a record stays on
+    /// the pack version its flow started with.
+    history: RwLock<Vec<Arc<Definitions>>>,
+    org: Arc<RwLock<Directory>>,
+    sandbox: Sandbox,
+    clock: Arc<dyn Clock>,
+    seed: u64,
+    next_id: AtomicU64,
+    instance: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("seed", &self.seed).finish_non_exhaustive()
+    }
+}
+
+/// A record read inside a command, with the version it had in the store.
+struct Loaded {
+    record: Record,
+    stored_version: Option<u64>,
+}
+
+/// Everything one command changes, gathered before the commit.
+struct Tx {
+    now: i64,
+    records: BTreeMap<String, Loaded>,
+    changed: Vec<String>,
+    events: Vec<(String, Event)>,
+    tasks: Vec<TaskChange>,
+    timers: Vec<TimerChange>,
+    outbox: Vec<Value>,
+}
+
+impl Engine {
+    /// An engine over a store and definitions. The org starts from the definitions'
+    /// org files; `seed` makes sampled audits reproducible.
+    pub fn new(
+        store: Arc<dyn Store>,
+        definitions: Definitions,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+    ) -> Self {
+        let org = Arc::new(RwLock::new(Directory::from_file(&definitions.org)));
+        let host = StoreHost::new(store.clone(), org.clone());
+        let sandbox = Sandbox::new(Limits::default(), Arc::new(host));
+        let instance = (clock.now_ms() as u32) ^ std::process::id().rotate_left(16);
+        let definitions = Arc::new(definitions);
+        Engine {
+            store,
+            history: RwLock::new(vec![definitions.clone()]),
+            definitions: RwLock::new(definitions),
+            org,
+            sandbox,
+            clock,
+            seed,
+            next_id: AtomicU64::new(0),
+            instance,
+        }
+    }
+
+    /// The definitions in force.
+    pub fn definitions(&self) -> Arc<Definitions> {
+        match self.definitions.read() {
+            Ok(definitions) => definitions.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the definitions (already checked: [`stagecraft_pack::load`] returns
+    /// definitions only when there are no errors, so a broken reload never gets here).
+    pub fn reload(&self, definitions: Definitions) {
+        let definitions = Arc::new(definitions);
+        match self.history.write() {
+            Ok(mut history) => history.push(definitions.clone()),
+            Err(poisoned) => poisoned.into_inner().push(definitions.clone()),
+        }
+        match self.definitions.write() {
+            Ok(mut current) => *current = definitions,
+            Err(poisoned) => *poisoned.into_inner() = definitions,
+        }
+    }
+
+    /// The definitions a record runs on: the newest loaded set in which the pack of
+    /// its form still has the version the record's flow started with, else the
+    /// current ones.
+    pub fn definitions_for(&self, record: &Record) -> Arc<Definitions> {
+        let current = self.definitions();
+        let Some(started) = record.flow.as_ref().map(|flow| flow.pack_version.clone()) else {
+            return current;
+        };
+        let pack_version = |definitions: &Definitions| {
+            let pack = definitions.forms.get(&record.form).and_then(|form| form.pack.clone())?;
+            definitions.packs.iter().find(|p| p.name == pack).map(|p| p.version.clone())
+        };
+        if pack_version(&current).as_deref() == Some(started.as_str()) {
+            return current;
+        }
+        let history = match self.history.read() {
+            Ok(history) => history.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        history
+            .into_iter()
+            .rev()
+            .find(|definitions| pack_version(definitions).as_deref() == Some(started.as_str()))
+            .unwrap_or(current)
+    }
+
+    /// The organisation, to read or change.
+    pub fn org(&self) -> Arc<RwLock<Directory>> {
+        self.org.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The current time of the engine's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// A record by id.
+    pub fn record(&self, id: &str) -> Result<Option<Record>, EngineError> {
+        match self.store.record(&RecordId::new(id))? {
+            Some(stored) => {
+                decode(&stored.value).map(Some).ok_or_else(|| EngineError::Corrupt(id.to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A new record id: time-ordered, unique across restarts and engines.
+    fn new_id(&self) -> String {
+        let counter = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:011x}{:08x}{counter:05x}", self.clock.now_ms(), self.instance)
+    }
+
+    /// Runs a command by `actor` (`None`: the engine itself) and commits everything it
+    /// changes at once. With an idempotency key, a repeated request is answered with
+    /// [`EngineError::Duplicate`] naming the first result, and changes nothing.
+    pub fn execute(
+        &self,
+        actor: Option<&str>,
+        target: Target,
+        command: Command,
+        idempotency_key: Option<&str>,
+    ) -> Result<Executed, EngineError> {
+        if let Some(key) = idempotency_key {
+            if let Some(record) = self.store.idempotent(key)? {
+                return Err(EngineError::Duplicate(record.to_string()));
+            }
+        }
+        let now = self.clock.now_ms();
+        let mut tx = Tx::new(now);
+        let id = match &target {
+            Target::New => None,
+            Target::Existing(id) => Some(id.clone()),
+        };
+        let state = match &id {
+            Some(id) => Some(self.load(&mut tx, id)?.record.clone()),
+            None => None,
+        };
+        let definitions = match &state {
+            Some(record) => self.definitions_for(record),
+            None => self.definitions(),
+        };
+        let is_create = matches!(command, Command::Create { .. });
+        let outcome = self.run(&definitions, actor, now, state.as_ref(), command)?;
+        let main = outcome.record.id.clone();
+        tx.apply(outcome.clone());
+        if is_create {
+            self.link(&definitions, &mut tx, &outcome.record)?;
+        }
+        self.follow(&definitions, &mut tx, &main, outcome.effects)?;
+        let claim = idempotency_key.map(|key| IdempotencyClaim {
+            key: key.to_owned(),
+            record: RecordId::new(main.clone()),
+        });
+        self.commit(&definitions, &tx, claim)?;
+        let record = tx
+            .records
+            .get(&main)
+            .map(|loaded| loaded.record.clone())
+            .ok_or(EngineError::NotFound(main.clone()))?;
+        let others = tx
+            .changed
+            .iter()
+            .filter(|id| **id != main)
+            .filter_map(|id| tx.records.get(id))
+            .map(|l| l.record.clone())
+            .collect();
+        Ok(Executed { record, events: tx.events, others })
+    }
+
+    fn run(
+        &self,
+        definitions: &Definitions,
+        actor: Option<&str>,
+        now: i64,
+        state: Option<&Record>,
+        command: Command,
+    ) -> Result<Outcome, EngineError> {
+        let org = self.read_org();
+        let mut new_id = || self.new_id();
+        let mut cx = Context {
+            definitions,
+            org: &org,
+            sandbox: &self.sandbox,
+            actor,
+            now,
+            new_id: &mut new_id,
+            seed: self.seed,
+        };
+        Ok(step(&mut cx, state, command)?)
+    }
+
+    fn read_org(&self) -> Directory {
+        match self.org.read() {
+            Ok(org) => org.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn load<'t>(&self, tx: &'t mut Tx, id: &str) -> Result<&'t Loaded, EngineError> {
+        if !tx.records.contains_key(id) {
+            let stored = self
+                .store
+                .record(&RecordId::new(id))?
+                .ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
+            let record =
+                decode(&stored.value).ok_or_else(|| EngineError::Corrupt(id.to_owned()))?;
+            tx.records
+                .insert(id.to_owned(), Loaded { record, stored_version: Some(stored.version) });
+        }
+        tx.records.get(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))
+    }
+
+    /// A new record may complete a key action of the records it links to, and keeps
+    /// the records it `touches` active. A refusal (a key action out of order) stops
+    /// the whole command.
+    fn link(
+        &self,
+        definitions: &Definitions,
+        tx: &mut Tx,
+        record: &Record,
+    ) -> Result<(), EngineError> {
+        let Some(form) = definitions.forms.get(&record.form) else { return Ok(()) };
+        let mut targets: Vec<String> = Vec::new();
+        for (field, info) in &form.fields {
+            let Some(linked) = record.fields.get(field.as_str()).and_then(Value::as_str) else {
+                continue;
+            };
+            if info.link.is_none() || targets.iter().any(|t| t == linked) {
+                continue;
+            }
+            let Ok(target) = self.load(tx, linked).map(|loaded| loaded.record.clone()) else {
+                continue;
+            };
+            let touches = form.meta.touches.contains(field);
+            let completes_action = target.flow.as_ref().is_some_and(|state| {
+                definitions.flows.get(&state.flow).is_some_and(|flow| {
+                    flow.stages.iter().any(|stage| {
+                        stage.id == state.stage
+                            && stage.actions.iter().any(|a| a.form.as_ref() == Some(&record.form))
+                    })
+                })
+            });
+            if touches || completes_action {
+                targets.push(linked.to_owned());
+            }
+        }
+        for target in targets {
+            let state = self.load(tx, &target)?.record.clone();
+            let outcome = self.run(
+                definitions,
+                None,
+                tx.now,
+                Some(&state),
+                Command::Linked { form: record.form.clone(), record: record.facts() },
+            )?;
+            let effects = outcome.effects.clone();
+            tx.apply(outcome);
+            self.follow(definitions, tx, &target, effects)?;
+        }
+        Ok(())
+    }
+
+    /// Carries out effects; those that reach other records run them through the
+    /// runtime too, in the same transaction.
+    fn follow(
+        &self,
+        definitions: &Definitions,
+        tx: &mut Tx,
+        origin: &str,
+        effects: Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        // Each effect travels with the record whose step produced it.
+        let mut queue: VecDeque<(String, Effect)> =
+            effects.into_iter().map(|e| (origin.to_owned(), e)).collect();
+        let mut steps = 0;
+        while let Some((origin, effect)) = queue.pop_front() {
+            steps += 1;
+            if steps > MAX_STEPS * 16 {
+                return Err(EngineError::TooManySteps(MAX_STEPS));
+            }
+            match effect {
+                Effect::OpenTask(task) => tx.tasks.push(TaskChange::Upsert(new_task(&task))),
+                Effect::CloseTask { key } => tx.tasks.push(TaskChange::Close(TaskId::new(key))),
+                Effect::SetTimer { key, due, kind } => {
+                    let record = key.split('/').next().unwrap_or_default().to_owned();
+                    tx.timers.push(TimerChange::Add(NewTimer {
+                        id: TimerId::new(key.clone()),
+                        due_ms: due,
+                        data: json!({"record": record, "key": key, "timer": kind}),
+                    }));
+                }
+                Effect::CancelTimer { key } => {
+                    tx.timers.push(TimerChange::Remove(TimerId::new(key)))
+                }
+                Effect::Notify(notification) => {
+                    let mut row = serde_json::to_value(&notification).unwrap_or(Value::Null);
+                    if let Value::Object(map) = &mut row {
+                        map.insert("at".into(), json!(tx.now));
+                    }
+                    tx.outbox.push(row);
+                }
+                Effect::StartFlow { flow, child, fields, owner, wait } => {
+                    let stage = self
+                        .load(tx, &origin)?
+                        .record
+                        .stage()
+                        .cloned()
+                        .unwrap_or_else(|| Id::from(""));
+                    let parent = origin.clone();
+                    steps += 1;
+                    let org = self.read_org();
+                    let mut new_id = || self.new_id();
+                    let mut cx = Context {
+                        definitions,
+                        org: &org,
+                        sandbox: &self.sandbox,
+                        actor: None,
+                        now: tx.now,
+                        new_id: &mut new_id,
+                        seed: self.seed,
+                    };
+                    let outcome = start_subflow(
+                        &mut cx,
+                        &flow,
+                        child,
+                        fields,
+                        owner,
+                        ParentLink { record: parent, stage, wait },
+                    )?;
+                    let child_id = outcome.record.id.clone();
+                    queue.extend(outcome.effects.iter().cloned().map(|e| (child_id.clone(), e)));
+                    tx.apply(outcome);
+                }
+                Effect::NotifyParent { parent, outcome } => {
+                    let child = origin.clone();
+                    let state = self.load(tx, &parent)?.record.clone();
+                    let result = self.run(
+                        definitions,
+                        None,
+                        tx.now,
+                        Some(&state),
+                        Command::SubflowEnded { child, outcome },
+                    )?;
+                    queue.extend(result.effects.iter().cloned().map(|e| (parent.clone(), e)));
+                    tx.apply(result);
+                }
+                Effect::Touch { records } => {
+                    // Linked records are handled by `link` when the record is created;
+                    // a later change only refreshes their activity.
+                    for id in records {
+                        if let Ok(loaded) = self.load(tx, &id) {
+                            let mut record = loaded.record.clone();
+                            if record.last_activity_at < tx.now {
+                                record.last_activity_at = tx.now;
+                                tx.put(record);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(
+        &self,
+        definitions: &Definitions,
+        tx: &Tx,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<(), EngineError> {
+        let mut commit = Commit::at(tx.now);
+        for id in &tx.changed {
+            let Some(loaded) = tx.records.get(id) else { continue };
+            let record = &loaded.record;
+            let value =
+                serde_json::to_value(record).map_err(|_| EngineError::Corrupt(id.clone()))?;
+            let mut write = match loaded.stored_version {
+                Some(version) => {
+                    RecordWrite::update(id.as_str(), record.form.as_str(), version, value)
+                }
+                None => RecordWrite::create(id.as_str(), record.form.as_str(), value),
+            };
+            write.index = index_entries(definitions, record);
+            commit.records.push(write);
+        }
+        for (record, event) in &tx.events {
+            let data = serde_json::to_value(event).unwrap_or(Value::Null);
+            let kind = data.get("event").and_then(Value::as_str).unwrap_or("event").to_owned();
+            commit.events.push(NewEvent::new(record.as_str(), kind, data));
+        }
+        commit.tasks = tx.tasks.clone();
+        commit.timers = tx.timers.clone();
+        commit.outbox = tx.outbox.clone();
+        commit.idempotency = idempotency;
+        self.store.commit(commit)?;
+        Ok(())
+    }
+
+    /// Fires every timer that is due, each in its own commit together with what it
+    /// caused; returns how many fired. A timer whose commit fails stays and fires on
+    /// the next call, so each timer's effects happen exactly once.
+    pub fn fire_due_timers(&self) -> Result<usize, EngineError> {
+        let mut fired = 0;
+        loop {
+            let now = self.clock.now_ms();
+            let due = self.store.timers_due(now, 256)?;
+            if due.is_empty() {
+                return Ok(fired);
+            }
+            let mut progressed = false;
+            for timer in due {
+                let record =
+                    timer.data.get("record").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let key = timer
+                    .data
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or(timer.id.as_str())
+                    .to_owned();
+                let kind = timer
+                    .data
+                    .get("timer")
+                    .cloned()
+                    .and_then(|kind| serde_json::from_value(kind).ok());
+                let result = match kind {
+                    Some(kind) => self.fire(&record, key, kind, timer.id.clone()),
+                    None => self.drop_timer(timer.id.clone()),
+                };
+                match result {
+                    Ok(()) => {
+                        fired += 1;
+                        progressed = true;
+                    }
+                    Err(EngineError::Conflict) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            if !progressed {
+                return Ok(fired);
+            }
+        }
+    }
+
+    fn fire(
+        &self,
+        record: &str,
+        key: String,
+        timer: stagecraft_runtime::TimerKind,
+        id: TimerId,
+    ) -> Result<(), EngineError> {
+        let now = self.clock.now_ms();
+        let mut tx = Tx::new(now);
+        let state = match self.load(&mut tx, record) {
+            Ok(loaded) => loaded.record.clone(),
+            Err(EngineError::NotFound(_)) => return self.drop_timer(id),
+            Err(error) => return Err(error),
+        };
+        let definitions = self.definitions_for(&state);
+        let outcome =
+            match self.run(&definitions, None, now, Some(&state), Command::Timer { key, timer }) {
+                Ok(outcome) => outcome,
+                // A timer whose rule fails would fire for ever; record nothing and drop it.
+                Err(EngineError::Refused(_)) => return self.drop_timer(id),
+                Err(error) => return Err(error),
+            };
+        let effects = outcome.effects.clone();
+        tx.apply(outcome);
+        self.follow(&definitions, &mut tx, record, effects)?;
+        tx.timers.insert(0, TimerChange::Remove(id));
+        self.commit(&definitions, &tx, None)
+    }
+
+    fn drop_timer(&self, id: TimerId) -> Result<(), EngineError> {
+        let mut commit = Commit::at(self.clock.now_ms());
+        commit.timers.push(TimerChange::Remove(id));
+        self.store.commit(commit)?;
+        Ok(())
+    }
+
+    /// Runs the scheduled alert scans whose cron schedule ticked since the last run
+    /// (missed ticks after downtime run once), then records the time. Each record is
+    /// scanned in its own commit; a scan interrupted by a crash runs again, and the
+    /// alerts' repeat rules keep it from alerting twice.
+    pub fn run_scheduled_scans(&self) -> Result<usize, EngineError> {
+        let definitions = self.definitions();
+        let now = self.clock.now_ms();
+        let stored = self.store.record(&RecordId::new(SCHEDULE_RECORD))?;
+        let mut last: Map<String, Value> = stored
+            .as_ref()
+            .and_then(|stored| stored.value.as_object().cloned())
+            .unwrap_or_default();
+        let mut scanned = 0;
+        let mut changed = false;
+        for alert in &definitions.alerts {
+            let Some(schedule) = &alert.trigger.schedule else { continue };
+            let Ok(schedule) = stagecraft_pack::parse_schedule(schedule) else { continue };
+            let offset = alert
+                .trigger
+                .calendar
+                .as_ref()
+                .and_then(|id| definitions.calendars.get(id))
+                .map_or(0, |calendar| calendar.utc_offset_minutes);
+            let Some(zone) = chrono::FixedOffset::east_opt(offset * 60) else { continue };
+            let since = last.get(alert.id.as_str()).and_then(Value::as_i64);
+            let Some(since) = since else {
+                // First run: start counting from now, without a backlog.
+                last.insert(alert.id.to_string(), json!(now));
+                changed = true;
+                continue;
+            };
+            let Some(start) = chrono::DateTime::from_timestamp_millis(since) else { continue };
+            let ticked = schedule
+                .after(&start.with_timezone(&zone))
+                .next()
+                .is_some_and(|tick| tick.timestamp_millis() <= now);
+            if !ticked {
+                continue;
+            }
+            let mut page = Page::first(500);
+            loop {
+                let ids = self.store.records_of_form(alert.form.as_str(), page.clone())?;
+                for id in &ids {
+                    match self.execute(
+                        None,
+                        Target::Existing(id.to_string()),
+                        Command::Scan { alert: alert.id.clone() },
+                        None,
+                    ) {
+                        Ok(_) | Err(EngineError::Refused(_)) | Err(EngineError::Conflict) => {
+                            scanned += 1
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                match ids.last() {
+                    Some(last_id) if ids.len() == page.limit => {
+                        page = Page::after(last_id.clone(), page.limit)
+                    }
+                    _ => break,
+                }
+            }
+            last.insert(alert.id.to_string(), json!(now));
+            changed = true;
+        }
+        if changed {
+            let mut commit = Commit::at(now);
+            let value = Value::Object(last);
+            commit.records.push(match stored {
+                Some(stored) => {
+                    RecordWrite::update(SCHEDULE_RECORD, "_system", stored.version, value)
+                }
+                None => RecordWrite::create(SCHEDULE_RECORD, "_system", value),
+            });
+            self.store.commit(commit)?;
+        }
+        Ok(scanned)
+    }
+}
+
+impl Tx {
+    fn new(now: i64) -> Self {
+        Tx {
+            now,
+            records: BTreeMap::new(),
+            changed: Vec::new(),
+            events: Vec::new(),
+            tasks: Vec::new(),
+            timers: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Takes in a step's outcome; a record read from the store keeps the version it
+    /// was read at, which the commit expects.
+    fn apply(&mut self, outcome: Outcome) {
+        let id = outcome.record.id.clone();
+        for event in outcome.events {
+            self.events.push((id.clone(), event));
+        }
+        match self.records.get_mut(&id) {
+            Some(loaded) => loaded.record = outcome.record,
+            None => {
+                self.records
+                    .insert(id.clone(), Loaded { record: outcome.record, stored_version: None });
+            }
+        }
+        if !self.changed.contains(&id) {
+            self.changed.push(id);
+        }
+    }
+
+    fn put(&mut self, record: Record) {
+        let id = record.id.clone();
+        if let Some(loaded) = self.records.get_mut(&id) {
+            loaded.record = record;
+        }
+        if !self.changed.contains(&id) {
+            self.changed.push(id);
+        }
+    }
+}
+
+/// A task as the store keeps it: assigned to a user, or to `role:<id>`.
+fn new_task(task: &Task) -> NewTask {
+    let assignee = match (&task.assignee, &task.role) {
+        (Some(user), _) => user.clone(),
+        (None, Some(role)) => format!("role:{role}"),
+        (None, None) => "unassigned".to_owned(),
+    };
+    NewTask {
+        id: TaskId::new(task.key.clone()),
+        assignee,
+        due_ms: task.due,
+        data: serde_json::to_value(task).unwrap_or(Value::Null),
+    }
+}
+
+/// The index entries of a record: the fields its form indexes, plus owner and stage.
+fn index_entries(definitions: &Definitions, record: &Record) -> Vec<IndexEntry> {
+    let mut entries = Vec::new();
+    if let Some(form) = definitions.forms.get(&record.form) {
+        for field in &form.meta.indexes {
+            if let Some(value) = record.fields.get(field.as_str()).and_then(index_value) {
+                entries.push(IndexEntry::new(field.as_str(), value));
+            }
+        }
+        // Links are indexed too, so a record's linked records can be listed.
+        for (field, info) in &form.fields {
+            let already = form.meta.indexes.contains(field);
+            if info.link.is_some() && !already {
+                if let Some(value) = record.fields.get(field.as_str()).and_then(index_value) {
+                    entries.push(IndexEntry::new(field.as_str(), value));
+                }
+            }
+        }
+    }
+    if let Some(owner) = &record.owner {
+        entries.push(IndexEntry::new("owner", owner.as_str()));
+    }
+    if let Some(stage) = record.stage() {
+        entries.push(IndexEntry::new("stage", stage.as_str()));
+    }
+    entries
+}
