@@ -44,6 +44,34 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write a backup of a data folder to a portable file.
+    Backup {
+        /// The data folder.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// The backup file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new, empty data folder.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data folder to create.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// Check that every projection and every record can be rebuilt from the stored
+    /// data and the event log. Exits 1 when something differs.
+    Verify {
+        /// The data folder.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// The packs the data was written with.
+        #[arg(long, num_args = 1.., default_values = ["flows", "schemas"])]
+        packs: Vec<PathBuf>,
+    },
     /// Explain a diagnostic code, e.g. `stagecraft explain SC0101`.
     Explain {
         /// The code; without one, every code is listed.
@@ -76,6 +104,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { paths, format, deny_warnings } => check(paths, format, deny_warnings),
         Command::Schema { out, check } => schema(&out, check),
         Command::Explain { code, markdown } => explain(code.as_deref(), markdown),
+        Command::Backup { data, out } => backup(&data, &out),
+        Command::Restore { from, data } => restore(&from, &data),
+        Command::Verify { data, packs } => verify(&data, &packs),
     }
 }
 
@@ -137,6 +168,84 @@ fn schema(out: &Path, check_only: bool) -> anyhow::Result<ExitCode> {
         println!("format schemas in {} are up to date", out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn open_existing(data: &Path) -> anyhow::Result<stagecraft_store::SledStore> {
+    anyhow::ensure!(data.is_dir(), "there is no data folder at {}", data.display());
+    stagecraft_store::SledStore::open(data)
+        .with_context(|| format!("opening the data in {}", data.display()))
+}
+
+fn backup(data: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    use stagecraft_store::Store;
+    let store = open_existing(data)?;
+    anyhow::ensure!(!out.exists(), "{} exists already; choose another file", out.display());
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let summary = store.export(&mut writer).context("writing the backup")?;
+    writer.flush().context("writing the backup")?;
+    println!(
+        "wrote {}: {} records, {} events, {} tasks, {} timers, {} notifications",
+        out.display(),
+        summary.records,
+        summary.events,
+        summary.tasks,
+        summary.timers,
+        summary.outbox
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(from: &Path, data: &Path) -> anyhow::Result<ExitCode> {
+    let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let (_, summary) = stagecraft_store::SledStore::import(
+        data,
+        &stagecraft_store::OpenOptions::default(),
+        std::io::BufReader::new(file),
+    )
+    .with_context(|| format!("restoring into {}", data.display()))?;
+    println!(
+        "restored {} records, {} events, {} tasks, {} timers, {} notifications into {}",
+        summary.records,
+        summary.events,
+        summary.tasks,
+        summary.timers,
+        summary.outbox,
+        data.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(data: &Path, packs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let definitions = match stagecraft_pack::load(packs) {
+        Ok((definitions, _)) => definitions,
+        Err(report) => {
+            render::human(&report).context("writing the report")?;
+            anyhow::bail!("the packs have errors; fix them first");
+        }
+    };
+    let store = std::sync::Arc::new(open_existing(data)?);
+    let engine = stagecraft_engine::Engine::new(
+        store,
+        definitions,
+        std::sync::Arc::new(stagecraft_engine::SystemClock),
+        0,
+    );
+    let verification = engine.verify().context("verifying")?;
+    for problem in verification.store_problems.iter().chain(&verification.record_problems) {
+        println!("{problem}");
+    }
+    if verification.is_clean() {
+        println!("verified {} records: projections and histories match", verification.records);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{} problems in {} records",
+            verification.store_problems.len() + verification.record_problems.len(),
+            verification.records
+        );
+        Ok(ExitCode::from(1))
+    }
 }
 
 fn explain(code: Option<&str>, markdown: bool) -> anyhow::Result<ExitCode> {

@@ -676,6 +676,128 @@ impl Engine {
     }
 }
 
+/// What [`Engine::verify`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verification {
+    /// Differences between the store's projections and their primary data.
+    pub store_problems: Vec<String>,
+    /// Records whose state differs from the state their events rebuild.
+    pub record_problems: Vec<String>,
+    /// How many records were replayed.
+    pub records: usize,
+}
+
+impl Verification {
+    /// True when nothing differs.
+    pub fn is_clean(&self) -> bool {
+        self.store_problems.is_empty() && self.record_problems.is_empty()
+    }
+}
+
+impl Engine {
+    /// Checks that everything derived can be rebuilt: the store's projections from its
+    /// primary data, and every record's fields, owner, stage and outcome from its own
+    /// events (the history is complete).
+    pub fn verify(&self) -> Result<Verification, EngineError> {
+        let mut verification = Verification {
+            store_problems: self
+                .store
+                .verify()?
+                .problems
+                .iter()
+                .map(|problem| format!("{}: {}: {}", problem.tree, problem.key, problem.issue))
+                .collect(),
+            ..Verification::default()
+        };
+        let definitions = self.definitions();
+        for form in definitions.forms.keys() {
+            let mut page = Page::first(500);
+            loop {
+                let ids = self.store.records_of_form(form.as_str(), page.clone())?;
+                for id in &ids {
+                    verification.records += 1;
+                    if let Some(problem) = self.replay(id)? {
+                        verification.record_problems.push(problem);
+                    }
+                }
+                match ids.last() {
+                    Some(last) if ids.len() == page.limit => {
+                        page = Page::after(last.clone(), page.limit)
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(verification)
+    }
+
+    /// Rebuilds a record from its events and says how it differs from the stored one.
+    fn replay(&self, id: &RecordId) -> Result<Option<String>, EngineError> {
+        let Some(record) = self.record(id.as_str())? else { return Ok(None) };
+        let mut fields = Map::new();
+        let mut owner = None;
+        let mut stage: Option<String> = None;
+        let mut outcome: Option<String> = None;
+        for event in self.store.events_of(id)? {
+            let text = |key: &str| event.data.get(key).and_then(Value::as_str).map(str::to_owned);
+            match event.kind.as_str() {
+                "created" => {
+                    fields = event
+                        .data
+                        .get("fields")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    owner = text("owner");
+                }
+                "fields_changed" => {
+                    for (field, value) in
+                        event.data.get("after").and_then(Value::as_object).into_iter().flatten()
+                    {
+                        if value.is_null() {
+                            fields.remove(field);
+                        } else {
+                            fields.insert(field.clone(), value.clone());
+                        }
+                    }
+                }
+                "stage_changed" => stage = text("to"),
+                "flow_ended" => outcome = text("outcome"),
+                _ => {}
+            }
+        }
+        let mut differences = Vec::new();
+        if fields != record.fields {
+            differences.push("fields");
+        }
+        if owner != record.owner {
+            differences.push("owner");
+        }
+        if stage.as_deref() != record.stage().map(Id::as_str) {
+            differences.push("stage");
+        }
+        if outcome.as_deref()
+            != record.flow.as_ref().and_then(|flow| flow.outcome.as_ref()).map(Id::as_str)
+        {
+            differences.push("outcome");
+        }
+        Ok((!differences.is_empty())
+            .then(|| format!("record {id}: {} differ from its events", differences.join(", "))))
+    }
+
+    /// Loads the packs under `paths` and, only when they have no errors, makes them
+    /// the definitions for new records. On errors the running definitions stay and
+    /// the report says what is wrong.
+    pub fn reload_from(
+        &self,
+        paths: &[std::path::PathBuf],
+    ) -> Result<stagecraft_pack::Report, stagecraft_pack::Report> {
+        let (definitions, report) = stagecraft_pack::load(paths)?;
+        self.reload(definitions);
+        Ok(report)
+    }
+}
+
 impl Tx {
     fn new(now: i64) -> Self {
         Tx {

@@ -296,3 +296,116 @@ fn a_record_stays_on_the_pack_version_it_started_with() {
     );
     assert!(updated.is_ok(), "{updated:?}");
 }
+
+#[test]
+fn a_stalled_deal_is_found_by_the_daily_scan() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(MONDAY_10AM));
+    let engine = engine(dir.path(), clock.clone());
+    let deal = create(
+        &engine,
+        "opportunity",
+        json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
+        None,
+    )
+    .expect("deal")
+    .record;
+    // The first run only starts the schedule.
+    assert_eq!(engine.run_scheduled_scans().expect("scan"), 0);
+    // Next morning after 09:00: scanned, but not stalled yet.
+    clock.set(MONDAY_10AM + 24 * HOUR);
+    assert!(engine.run_scheduled_scans().expect("scan") >= 1);
+    let raised = |engine: &Engine| {
+        engine
+            .store()
+            .events_of(&RecordId::new(deal.id.as_str()))
+            .expect("events")
+            .iter()
+            .filter(|e| e.kind == "alert_raised" && e.data["alert"] == "stalled-deal")
+            .count()
+    };
+    assert_eq!(raised(&engine), 0);
+    // Eight days later it has been in lead capture for more than seven days.
+    clock.set(MONDAY_10AM + 8 * 24 * HOUR);
+    engine.run_scheduled_scans().expect("scan");
+    assert_eq!(raised(&engine), 1);
+    let tasks = engine.store().open_tasks_of("rep01").expect("tasks");
+    assert!(tasks.iter().any(|task| task.data["form"] == "stall_report"), "{tasks:?}");
+    assert!(
+        outbox_recipients(engine.store())
+            .iter()
+            .any(|(template, to)| template == "stalled_deal" && to == &["rep01", "mgr-east"])
+    );
+    // Later the same day the scan does not run again; the next day the alert waits a week.
+    clock.set(MONDAY_10AM + 8 * 24 * HOUR + 2 * HOUR);
+    assert_eq!(engine.run_scheduled_scans().expect("scan"), 0);
+    clock.set(MONDAY_10AM + 9 * 24 * HOUR);
+    engine.run_scheduled_scans().expect("scan");
+    assert_eq!(raised(&engine), 1);
+    assert!(engine.verify().expect("verify").is_clean());
+}
+
+#[test]
+fn every_record_can_be_rebuilt_from_its_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(MONDAY_10AM));
+    let engine = engine(dir.path(), clock.clone());
+    let customer = create(&engine, "customer", json!({"name": "华东精密机械"}), None)
+        .expect("customer")
+        .record;
+    let deal = create(&engine, "opportunity", json!({"name": "x", "customer": customer.id, "amount": 100, "expected_close_date": "2026-12-31"}), None)
+        .expect("deal")
+        .record;
+    let deal = engine
+        .execute(
+            Some("rep01"),
+            Target::Existing(deal.id.clone()),
+            Command::Update {
+                expected_version: deal.version,
+                fields: fields(json!({"region": "east", "amount": 900000})),
+            },
+            None,
+        )
+        .expect("update")
+        .record;
+    engine
+        .execute(
+            Some("rep01"),
+            Target::Existing(deal.id.clone()),
+            Command::Transition { to: Id::from("first_contact") },
+            None,
+        )
+        .expect("transition");
+    clock.advance(3 * 24 * HOUR);
+    engine.fire_due_timers().expect("timers");
+    let verification = engine.verify().expect("verify");
+    assert!(verification.is_clean(), "{verification:?}");
+    assert_eq!(verification.records, 2);
+}
+
+#[test]
+fn a_broken_reload_keeps_the_running_definitions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(MONDAY_10AM));
+    let engine = engine(dir.path(), clock);
+    let packs = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    copy_dir(&root.join("flows"), &packs.path().join("flows"));
+    copy_dir(&root.join("schemas"), &packs.path().join("schemas"));
+    let flow = packs.path().join("flows/sales/pipeline.flow.yaml");
+    let text = std::fs::read_to_string(&flow).expect("flow");
+    std::fs::write(&flow, text.replacen("to: first_contact", "to: first_contakt", 1))
+        .expect("write");
+    let report = engine
+        .reload_from(&[packs.path().join("flows"), packs.path().join("schemas")])
+        .expect_err("refused");
+    assert!(report.diagnostics.iter().any(|d| d.message.contains("first_contakt")));
+    // Still serving the good definitions.
+    create(
+        &engine,
+        "opportunity",
+        json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
+        None,
+    )
+    .expect("deal");
+}
