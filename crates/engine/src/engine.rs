@@ -294,6 +294,18 @@ impl Engine {
         state: Option<&Record>,
         command: Command,
     ) -> Result<Outcome, EngineError> {
+        Ok(self.with_context(definitions, actor, now, |cx| step(cx, state, command))?)
+    }
+
+    /// Runs `work` with a runtime context over the current org, this engine's
+    /// sandbox, id source and seed.
+    fn with_context<T>(
+        &self,
+        definitions: &Definitions,
+        actor: Option<&str>,
+        now: i64,
+        work: impl FnOnce(&mut Context<'_>) -> T,
+    ) -> T {
         let org = self.read_org();
         let mut new_id = || self.new_id();
         let mut cx = Context {
@@ -305,7 +317,7 @@ impl Engine {
             new_id: &mut new_id,
             seed: self.seed,
         };
-        Ok(step(&mut cx, state, command)?)
+        work(&mut cx)
     }
 
     fn read_org(&self) -> Directory {
@@ -427,25 +439,10 @@ impl Engine {
                         .unwrap_or_else(|| Id::from(""));
                     let parent = origin.clone();
                     steps += 1;
-                    let org = self.read_org();
-                    let mut new_id = || self.new_id();
-                    let mut cx = Context {
-                        definitions,
-                        org: &org,
-                        sandbox: &self.sandbox,
-                        actor: None,
-                        now: tx.now,
-                        new_id: &mut new_id,
-                        seed: self.seed,
-                    };
-                    let outcome = start_subflow(
-                        &mut cx,
-                        &flow,
-                        child,
-                        fields,
-                        owner,
-                        ParentLink { record: parent, stage, wait },
-                    )?;
+                    let link = ParentLink { record: parent, stage, wait };
+                    let outcome = self.with_context(definitions, None, tx.now, |cx| {
+                        start_subflow(cx, &flow, child, fields, owner, link)
+                    })?;
                     let child_id = outcome.record.id.clone();
                     queue.extend(outcome.effects.iter().cloned().map(|e| (child_id.clone(), e)));
                     tx.apply(outcome);

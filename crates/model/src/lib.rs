@@ -29,7 +29,7 @@ pub use form::{FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, User
 pub use manifest::{PackManifest, PackRequirement, RoleDecl};
 pub use org::{Department, Locale, OrgFile, User};
 pub use rules::{
-    Alert, AlertNotify, AlertRepeat, Channel, EscalationLadder, EscalationStep, Gate, Report,
-    RulesFile, Severity as AlertSeverity, Trigger, TriggerEvent,
+    Alert, AlertRepeat, Channel, EscalationLadder, EscalationStep, Gate, Report, RulesFile,
+    Severity as AlertSeverity, Trigger, TriggerEvent,
 };
 pub use schemas::{FORMAT_VERSION, FormatSchema, format_schemas};

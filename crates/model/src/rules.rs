@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{Duration, FieldName, Id, Party, Text};
-use crate::flow::TaskEffect;
+use crate::flow::{NotifyEffect, TaskEffect};
 
 /// One rules file. Every section is optional.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -64,7 +64,7 @@ pub struct Alert {
     pub when: Option<String>,
     /// Who is told, and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<AlertNotify>,
+    pub notify: Option<NotifyEffect>,
     /// The task that opens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskEffect>,
@@ -74,20 +74,6 @@ pub struct Alert {
     /// How serious the alert is, for boards and reports.
     #[serde(default)]
     pub severity: Severity,
-}
-
-/// Who an alert tells.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AlertNotify {
-    /// The receivers.
-    #[schemars(length(min = 1))]
-    pub to: Vec<Party>,
-    /// The message template.
-    pub template: Id,
-    /// The channels to use; the default is the in-app inbox.
-    #[serde(default)]
-    pub channels: Vec<Channel>,
 }
 
 /// When an alert is considered: on an event, or on a cron schedule.
