@@ -4,6 +4,7 @@
 mod render;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -72,6 +73,32 @@ enum Command {
         #[arg(long, num_args = 1.., default_values = ["flows", "schemas"])]
         packs: Vec<PathBuf>,
     },
+    /// Run the server: the JSON API over the packs and a data folder.
+    ///
+    /// Stops cleanly on Ctrl-C or SIGTERM. Exits 1 when the packs have errors or the
+    /// server cannot start.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// The data folder (created when missing).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// The packs to load.
+        #[arg(long, num_args = 1.., default_values = ["flows", "schemas"])]
+        packs: Vec<PathBuf>,
+        /// Load the demo company; on the first start of the data folder, create its
+        /// people (password `stagecraft`) and some customers and deals.
+        #[arg(long)]
+        demo: bool,
+        /// The folder of the demo company.
+        #[arg(long, default_value = "examples/demo", requires = "demo")]
+        demo_dir: PathBuf,
+        /// `system`, or `manual`: time stands still until an admin moves it with
+        /// `POST /api/admin/clock` (for demos and trying out SLAs).
+        #[arg(long, value_enum, default_value_t = ClockArg::System)]
+        clock: ClockArg,
+    },
     /// Explain a diagnostic code, e.g. `stagecraft explain SC0101`.
     Explain {
         /// The code; without one, every code is listed.
@@ -80,6 +107,12 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ClockArg {
+    System,
+    Manual,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +140,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { data, out } => backup(&data, &out),
         Command::Restore { from, data } => restore(&from, &data),
         Command::Verify { data, packs } => verify(&data, &packs),
+        Command::Serve { addr, data, packs, demo, demo_dir, clock } => {
+            let config = stagecraft_server::Config {
+                addr,
+                data,
+                packs,
+                demo: demo.then_some(demo_dir),
+                clock: match clock {
+                    ClockArg::System => stagecraft_server::ClockChoice::System,
+                    ClockArg::Manual => stagecraft_server::ClockChoice::Manual,
+                },
+                password_cost: stagecraft_server::PasswordCost::Standard,
+            };
+            serve(&config)
+        }
     }
 }
 
@@ -246,6 +293,36 @@ fn verify(data: &Path, packs: &[PathBuf]) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::from(1))
     }
+}
+
+fn serve(config: &stagecraft_server::Config) -> anyhow::Result<ExitCode> {
+    let server = match stagecraft_server::Server::open(config) {
+        Ok(server) => server,
+        Err(stagecraft_server::ServerError::Packs(report)) => {
+            render::human(&report).context("writing the report")?;
+            return Ok(ExitCode::from(1));
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let startup = server.startup();
+    if let Some(demo) = &startup.demo {
+        print!("{demo}");
+    }
+    println!(
+        "stagecraft listening on http://{} (packs: {}, data: {})",
+        server.addr(),
+        startup.packs,
+        startup.data.display()
+    );
+    if let Err(error) = server.run() {
+        eprintln!("error: {error}");
+        return Ok(ExitCode::from(1));
+    }
+    println!("stagecraft stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn explain(code: Option<&str>, markdown: bool) -> anyhow::Result<ExitCode> {

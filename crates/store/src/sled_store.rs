@@ -1030,8 +1030,9 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let mut attempts = 0;
     loop {
         match sled::Config::new().path(path).open() {
+            // Up to ten seconds: on a loaded machine sled's threads can take a while to let go.
             Err(sled::Error::Io(error))
-                if error.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
+                if error.kind() == std::io::ErrorKind::WouldBlock && attempts < 500 =>
             {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
