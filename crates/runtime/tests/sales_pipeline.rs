@@ -367,6 +367,34 @@ fn deal_in_needs_confirmed(world: &mut World) -> Record {
     world.ok("rep01", &deal, Command::Transition { to: Id::from("needs_confirmed") }).record
 }
 
+/// A deal whose needs were approved and that has moved on to the proposal stage.
+fn deal_in_proposal(world: &mut World) -> Record {
+    let deal = deal_in_needs_confirmed(world);
+    let deal = world
+        .ok(
+            "mgr-east",
+            &deal,
+            Command::Decide {
+                approval: Id::from("regional_manager_review"),
+                approve: true,
+                reason: None,
+            },
+        )
+        .record;
+    let version = deal.version;
+    let deal = world
+        .ok(
+            "rep01",
+            &deal,
+            Command::Update {
+                expected_version: version,
+                fields: fields(json!({"needs_survey": "u1", "product_line": "automation"})),
+            },
+        )
+        .record;
+    world.ok("rep01", &deal, Command::Transition { to: Id::from("proposal") }).record
+}
+
 #[test]
 fn needs_confirmed_needs_the_survey_and_the_regional_managers_approval() {
     let mut world = World::new();
@@ -448,30 +476,7 @@ fn needs_confirmed_needs_the_survey_and_the_regional_managers_approval() {
 #[test]
 fn the_price_quote_cannot_come_before_the_technical_proposal() {
     let mut world = World::new();
-    let deal = deal_in_needs_confirmed(&mut world);
-    let deal = world
-        .ok(
-            "mgr-east",
-            &deal,
-            Command::Decide {
-                approval: Id::from("regional_manager_review"),
-                approve: true,
-                reason: None,
-            },
-        )
-        .record;
-    let version = deal.version;
-    let deal = world
-        .ok(
-            "rep01",
-            &deal,
-            Command::Update {
-                expected_version: version,
-                fields: fields(json!({"needs_survey": "u1", "product_line": "automation"})),
-            },
-        )
-        .record;
-    let deal = world.ok("rep01", &deal, Command::Transition { to: Id::from("proposal") }).record;
+    let deal = deal_in_proposal(&mut world);
     let quote =
         Command::Linked { form: Id::from("price_quote"), record: fields(json!({"id": "q1"})) };
     let refused = world.run(Some("rep01"), Some(&deal), quote.clone());
@@ -502,30 +507,7 @@ fn the_price_quote_cannot_come_before_the_technical_proposal() {
 #[test]
 fn negotiation_starts_contract_approval_and_waits_for_it() {
     let mut world = World::new();
-    let deal = deal_in_needs_confirmed(&mut world);
-    let deal = world
-        .ok(
-            "mgr-east",
-            &deal,
-            Command::Decide {
-                approval: Id::from("regional_manager_review"),
-                approve: true,
-                reason: None,
-            },
-        )
-        .record;
-    let version = deal.version;
-    let deal = world
-        .ok(
-            "rep01",
-            &deal,
-            Command::Update {
-                expected_version: version,
-                fields: fields(json!({"needs_survey": "u1", "product_line": "automation"})),
-            },
-        )
-        .record;
-    let deal = world.ok("rep01", &deal, Command::Transition { to: Id::from("proposal") }).record;
+    let deal = deal_in_proposal(&mut world);
     let deal = world
         .ok(
             "rep01",
