@@ -133,20 +133,9 @@ fn create(
         tasks: BTreeMap::new(),
         timers: BTreeSet::new(),
     };
-    let flow = definitions
-        .flows
-        .values()
-        .find(|flow| flow.form == form_id && flow.start_on_create.unwrap_or(true))
-        .cloned();
+    let flow = starting_flow(definitions, &form_id).cloned();
+    let problems = create_problems(definitions, &form_id, &fields);
     let mut run = Run::new(cx, record);
-    let mut problems = validate(form, &run.record.fields);
-    if let Some(flow) = &flow {
-        let initial = initial_stage(flow);
-        merge_problems(
-            &mut problems,
-            required_problems(form, flow, &[initial], &run.record.fields),
-        );
-    }
     if !problems.is_empty() {
         return Err(Refusal::Invalid(problems));
     }
@@ -157,6 +146,33 @@ fn create(
     run.touch_linked();
     run.alerts_for(TriggerEvent::Created, &[])?;
     Ok(run.finish())
+}
+
+/// The flow a new record of a form starts, if any.
+fn starting_flow<'d>(definitions: &'d Definitions, form: &Id) -> Option<&'d FlowFile> {
+    definitions
+        .flows
+        .values()
+        .find(|flow| &flow.form == form && flow.start_on_create.unwrap_or(true))
+}
+
+/// Every problem a new record of `form` with `fields` would have — the schema's and
+/// the first stage's required fields — without creating it. A caller that checks
+/// more (links, permissions) can report everything in one answer.
+pub fn create_problems(
+    definitions: &Definitions,
+    form: &Id,
+    fields: &Map<String, Value>,
+) -> Vec<FieldProblem> {
+    let Some(compiled) = definitions.forms.get(form) else { return Vec::new() };
+    let mut problems = validate(compiled, fields);
+    if let Some(flow) = starting_flow(definitions, form) {
+        merge_problems(
+            &mut problems,
+            required_problems(compiled, flow, &[initial_stage(flow)], fields),
+        );
+    }
+    problems
 }
 
 /// Starts a sub-flow record: used by the engine for a [`Effect::StartFlow`].

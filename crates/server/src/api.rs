@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use stagecraft_engine::{EngineError, Target};
 use stagecraft_model::{FieldName, Id};
-use stagecraft_runtime::{Command, FieldProblem, Org, Record};
+use stagecraft_runtime::{Command, FieldProblem, Org, Record, create_problems};
 use stagecraft_store::{RecordId, StoredTask};
 
 use crate::access::{can_read, can_write};
@@ -236,14 +236,14 @@ fn visible(
 
 /// Link fields must name records of the linked form that the caller may see: nobody
 /// attaches work to someone else's deal, or learns that an id exists by trying.
-fn check_links(
+fn link_problems(
     state: &AppState,
     user: &str,
     form: &str,
     fields: &Map<String, Value>,
-) -> Result<(), Problem> {
+) -> Vec<FieldProblem> {
     let definitions = state.engine().definitions();
-    let Some(compiled) = definitions.forms.get(&Id::from(form)) else { return Ok(()) };
+    let Some(compiled) = definitions.forms.get(&Id::from(form)) else { return Vec::new() };
     let mut problems = Vec::new();
     for (field, value) in fields {
         let Some(linked_form) =
@@ -260,7 +260,7 @@ fn check_links(
             ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Problem::invalid(problems)) }
+    problems
 }
 
 fn record_response(status: StatusCode, record: &Record) -> Response {
@@ -312,7 +312,17 @@ async fn create(
                 return first(id.as_str());
             }
         }
-        check_links(&state, &caller.user, &form, &body.fields)?;
+        let mut problems = link_problems(&state, &caller.user, &form, &body.fields);
+        if !problems.is_empty() {
+            // Say everything that is wrong with the new record in one answer.
+            let definitions = engine.definitions();
+            for problem in create_problems(&definitions, &Id::from(form.as_str()), &body.fields) {
+                if !problems.iter().any(|known| known.pointer == problem.pointer) {
+                    problems.push(problem);
+                }
+            }
+            return Err(Problem::invalid(problems));
+        }
         let command =
             Command::Create { form: Id::from(form.as_str()), fields: body.fields, owner: None };
         match engine.execute(Some(&caller.user), Target::New, command, key.as_deref()) {
@@ -347,7 +357,10 @@ async fn update(
 ) -> Result<Json<Record>, Problem> {
     blocking(move || {
         visible(&state, &caller.user, &form, &id, Access::Write)?;
-        check_links(&state, &caller.user, &form, &change.fields)?;
+        let problems = link_problems(&state, &caller.user, &form, &change.fields);
+        if !problems.is_empty() {
+            return Err(Problem::invalid(problems));
+        }
         let command = Command::Update { expected_version: change.version, fields: change.fields };
         run(&state, &caller, id, command)
     })

@@ -686,6 +686,27 @@ async fn links_must_name_records_the_caller_can_see() {
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+#[tokio::test]
+async fn a_bad_link_and_a_missing_field_are_reported_together() {
+    let server = Harness::new();
+    let rep = server.login("rep01").await;
+    let problem = server
+        .post(
+            "/api/records/opportunity",
+            &rep,
+            json!({"fields": {"name": "x", "customer": "no-such-id", "amount": 5}}),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
+    assert_eq!(pointers, ["/customer", "/expected_close_date"], "{problem:#}");
+}
+
 // ----- who sees what -------------------------------------------------------------------------
 
 const EVERYONE: [&str; 21] = [
