@@ -117,6 +117,8 @@ struct Tx {
     now: i64,
     records: BTreeMap<String, Loaded>,
     changed: Vec<String>,
+    /// Records that already counted a linked record as activity in this command.
+    linked: Vec<String>,
     events: Vec<(String, Event)>,
     tasks: Vec<TaskChange>,
     timers: Vec<TimerChange>,
@@ -362,7 +364,8 @@ impl Engine {
             let Ok(target) = self.load(tx, linked).map(|loaded| loaded.record.clone()) else {
                 continue;
             };
-            let touches = form.meta.touches.contains(field);
+            // Records this one only `touches` are handled by the runtime's
+            // `Touch` effect; here only key actions the new record may complete.
             let completes_action = target.flow.as_ref().is_some_and(|state| {
                 definitions.flows.get(&state.flow).is_some_and(|flow| {
                     flow.stages.iter().any(|stage| {
@@ -371,7 +374,7 @@ impl Engine {
                     })
                 })
             });
-            if touches || completes_action {
+            if completes_action {
                 targets.push(linked.to_owned());
             }
         }
@@ -386,6 +389,7 @@ impl Engine {
             )?;
             let effects = outcome.effects.clone();
             tx.apply(outcome);
+            tx.linked.push(target.clone());
             self.follow(definitions, tx, &target, effects)?;
         }
         Ok(())
@@ -403,21 +407,19 @@ impl Engine {
         // Each effect travels with the record whose step produced it.
         let mut queue: VecDeque<(String, Effect)> =
             effects.into_iter().map(|e| (origin.to_owned(), e)).collect();
-        let mut steps = 0;
+        let mut runtime_steps = 0;
         while let Some((origin, effect)) = queue.pop_front() {
-            steps += 1;
-            if steps > MAX_STEPS * 16 {
+            if runtime_steps > MAX_STEPS {
                 return Err(EngineError::TooManySteps(MAX_STEPS));
             }
             match effect {
                 Effect::OpenTask(task) => tx.tasks.push(TaskChange::Upsert(new_task(&task))),
                 Effect::CloseTask { key } => tx.tasks.push(TaskChange::Close(TaskId::new(key))),
                 Effect::SetTimer { key, due, kind } => {
-                    let record = key.split('/').next().unwrap_or_default().to_owned();
                     tx.timers.push(TimerChange::Add(NewTimer {
                         id: TimerId::new(key.clone()),
                         due_ms: due,
-                        data: json!({"record": record, "key": key, "timer": kind}),
+                        data: json!({"record": origin, "key": key, "timer": kind}),
                     }));
                 }
                 Effect::CancelTimer { key } => {
@@ -438,7 +440,7 @@ impl Engine {
                         .cloned()
                         .unwrap_or_else(|| Id::from(""));
                     let parent = origin.clone();
-                    steps += 1;
+                    runtime_steps += 1;
                     let link = ParentLink { record: parent, stage, wait };
                     let outcome = self.with_context(definitions, None, tx.now, |cx| {
                         start_subflow(cx, &flow, child, fields, owner, link)
@@ -449,6 +451,7 @@ impl Engine {
                 }
                 Effect::NotifyParent { parent, outcome } => {
                     let child = origin.clone();
+                    runtime_steps += 1;
                     let state = self.load(tx, &parent)?.record.clone();
                     let result = self.run(
                         definitions,
@@ -461,16 +464,23 @@ impl Engine {
                     tx.apply(result);
                 }
                 Effect::Touch { records } => {
-                    // Linked records are handled by `link` when the record is created;
-                    // a later change only refreshes their activity.
                     for id in records {
-                        if let Ok(loaded) = self.load(tx, &id) {
-                            let mut record = loaded.record.clone();
-                            if record.last_activity_at < tx.now {
-                                record.last_activity_at = tx.now;
-                                tx.put(record);
-                            }
+                        // A record the new one was linked to has counted this already.
+                        if tx.linked.contains(&id) || self.load(tx, &id).is_err() {
+                            continue;
                         }
+                        let state = self.load(tx, &id)?.record.clone();
+                        runtime_steps += 1;
+                        let result = self.run(
+                            definitions,
+                            None,
+                            tx.now,
+                            Some(&state),
+                            Command::Touched { by: origin.clone() },
+                        )?;
+                        tx.linked.push(id.clone());
+                        queue.extend(result.effects.iter().cloned().map(|e| (id.clone(), e)));
+                        tx.apply(result);
                     }
                 }
             }
@@ -801,6 +811,7 @@ impl Tx {
             now,
             records: BTreeMap::new(),
             changed: Vec::new(),
+            linked: Vec::new(),
             events: Vec::new(),
             tasks: Vec::new(),
             timers: Vec::new(),
@@ -821,16 +832,6 @@ impl Tx {
                 self.records
                     .insert(id.clone(), Loaded { record: outcome.record, stored_version: None });
             }
-        }
-        if !self.changed.contains(&id) {
-            self.changed.push(id);
-        }
-    }
-
-    fn put(&mut self, record: Record) {
-        let id = record.id.clone();
-        if let Some(loaded) = self.records.get_mut(&id) {
-            loaded.record = record;
         }
         if !self.changed.contains(&id) {
             self.changed.push(id);

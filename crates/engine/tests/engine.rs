@@ -74,6 +74,18 @@ fn create(
     )
 }
 
+/// A deal with only its four starting fields, for tests about what happens next.
+fn plain_deal(engine: &Engine) -> stagecraft_runtime::Record {
+    create(
+        engine,
+        "opportunity",
+        json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
+        None,
+    )
+    .expect("deal")
+    .record
+}
+
 fn outbox_recipients(store: &Arc<dyn Store>) -> Vec<(String, Vec<String>)> {
     store
         .outbox_pending(100)
@@ -136,14 +148,7 @@ fn a_refused_command_changes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = Arc::new(ManualClock::new(MONDAY_10AM));
     let engine = engine(dir.path(), clock);
-    let deal = create(
-        &engine,
-        "opportunity",
-        json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
-        None,
-    )
-    .expect("deal")
-    .record;
+    let deal = plain_deal(&engine);
     let before = engine.store().events_since(0, 1000).expect("events").len();
     let refused = engine.execute(
         Some("rep01"),
@@ -183,14 +188,7 @@ fn an_overdue_deal_escalates_once_across_a_restart() {
     let clock = Arc::new(ManualClock::new(MONDAY_10AM));
     let deal = {
         let engine = engine(dir.path(), clock.clone());
-        let deal = create(
-            &engine,
-            "opportunity",
-            json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
-            None,
-        )
-        .expect("deal")
-        .record;
+        let deal = plain_deal(&engine);
         // Two working days: due Wednesday 10:00. Tuesday evening nothing is due.
         clock.set(MONDAY_10AM + 32 * HOUR);
         assert_eq!(engine.fire_due_timers().expect("fire"), 0);
@@ -244,14 +242,7 @@ fn a_record_stays_on_the_pack_version_it_started_with() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = Arc::new(ManualClock::new(MONDAY_10AM));
     let engine = engine(dir.path(), clock);
-    let old = create(
-        &engine,
-        "opportunity",
-        json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
-        None,
-    )
-    .expect("deal")
-    .record;
+    let old = plain_deal(&engine);
     // Version 1.1.0 of the sales pack requires a region from the very first stage.
     let packs = tempfile::tempdir().expect("temp dir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -302,14 +293,7 @@ fn a_stalled_deal_is_found_by_the_daily_scan() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = Arc::new(ManualClock::new(MONDAY_10AM));
     let engine = engine(dir.path(), clock.clone());
-    let deal = create(
-        &engine,
-        "opportunity",
-        json!({"name": "x", "customer": "c", "amount": 1, "expected_close_date": "2026-12-31"}),
-        None,
-    )
-    .expect("deal")
-    .record;
+    let deal = plain_deal(&engine);
     // The first run only starts the schedule.
     assert_eq!(engine.run_scheduled_scans().expect("scan"), 0);
     // Next morning after 09:00: scanned, but not stalled yet.

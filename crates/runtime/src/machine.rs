@@ -100,6 +100,7 @@ pub fn step(
         Command::SubflowEnded { child, outcome } => run.subflow_ended(&child, &outcome)?,
         Command::Timer { key, timer } => run.timer(&key, timer)?,
         Command::Scan { alert } => run.scan(&alert)?,
+        Command::Touched { by } => run.touched(&by),
     }
     Ok(run.finish())
 }
@@ -1166,10 +1167,14 @@ impl<'c, 'a> Run<'c, 'a> {
             }
         }
         // A linked record is activity on this one.
-        self.record.last_activity_at = self.cx.now;
-        let by = linked.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        self.events.push(Event::Touched { by });
+        self.touched(linked.get("id").and_then(Value::as_str).unwrap_or_default());
         self.field_actions()
+    }
+
+    /// Work on a record that links here counts as activity on this one.
+    fn touched(&mut self, by: &str) {
+        self.record.last_activity_at = self.cx.now;
+        self.events.push(Event::Touched { by: by.to_owned() });
     }
 
     /// Asks the engine to mark the records this one `touches` as active.

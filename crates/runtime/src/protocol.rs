@@ -67,6 +67,11 @@ pub enum Command {
         /// What it is for.
         timer: TimerKind,
     },
+    /// A record that `touches` this one was created or changed: activity, nothing more.
+    Touched {
+        /// The other record.
+        by: String,
+    },
     /// A scheduled alert scan reached this record.
     Scan {
         /// The alert.
@@ -277,7 +282,8 @@ pub enum Effect {
         /// The outcome.
         outcome: Id,
     },
-    /// Mark records as active (a record that `touches` them was created or changed).
+    /// Mark records as active (a record that `touches` them was created or changed);
+    /// the engine runs [`Command::Touched`] on each.
     Touch {
         /// The records.
         records: Vec<String>,
