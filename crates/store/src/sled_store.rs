@@ -1030,14 +1030,18 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
     let mut attempts = 0;
     loop {
         match sled::Config::new().path(path).open() {
-            // Up to ten seconds: on a loaded machine sled's threads can take a while to let go.
-            Err(sled::Error::Io(error))
-                if error.kind() == std::io::ErrorKind::WouldBlock && attempts < 500 =>
-            {
+            // Up to ten seconds: on a loaded machine sled's threads can take a while to
+            // let go. sled reports a held lock as an `Other` error naming the lock.
+            Err(sled::Error::Io(error)) if is_lock_held(&error) && attempts < 500 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => return Ok(other?),
         }
     }
+}
+
+fn is_lock_held(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || error.to_string().contains("could not acquire lock")
 }
