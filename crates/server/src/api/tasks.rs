@@ -1,0 +1,34 @@
+//! The caller's open tasks.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use stagecraft_runtime::Org;
+use stagecraft_store::StoredTask;
+
+use super::blocking;
+use crate::auth::Caller;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+pub(crate) async fn tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    blocking(move || {
+        let roles = state.with_org(|org| org.roles_of(&caller.user));
+        let store = state.engine().store();
+        let mut open: Vec<StoredTask> = Vec::new();
+        let assignees = std::iter::once(caller.user.clone())
+            .chain(roles.iter().map(|role| format!("role:{role}")));
+        for assignee in assignees {
+            open.extend(store.open_tasks_of(&assignee).map_err(|error| Problem::failure(&error))?);
+        }
+        // Soonest due first; tasks without a due date last.
+        open.sort_by(|a, b| {
+            (a.due_ms.is_none(), a.due_ms, &a.id).cmp(&(b.due_ms.is_none(), b.due_ms, &b.id))
+        });
+        Ok(Json(json!({"tasks": open})))
+    })
+    .await
+}
