@@ -871,6 +871,21 @@ fn index_entries(definitions: &Definitions, record: &Record) -> Vec<IndexEntry> 
                     entries.push(IndexEntry::new(field.as_str(), value));
                 }
             }
+            // And the ids of uploaded files (one, or a list), so that the records
+            // holding a file are found at once when someone asks to download it.
+            if info.file && !already {
+                match record.fields.get(field.as_str()) {
+                    Some(Value::String(id)) => {
+                        entries.push(IndexEntry::new(field.as_str(), id.as_str()))
+                    }
+                    Some(Value::Array(ids)) => entries.extend(
+                        ids.iter()
+                            .filter_map(Value::as_str)
+                            .map(|id| IndexEntry::new(field.as_str(), id)),
+                    ),
+                    _ => {}
+                }
+            }
         }
     }
     if let Some(owner) = &record.owner {

@@ -50,7 +50,8 @@ pub struct FieldInfo {
     pub types: Vec<String>,
     /// The linked form, for `x-link` fields.
     pub link: Option<Id>,
-    /// Whether the field holds uploaded files.
+    /// Whether the field holds uploaded files: `x-file` on the field (one file id) or on
+    /// its `items` (a list of file ids).
     pub file: bool,
     /// Whether the field holds a user id.
     pub user: bool,

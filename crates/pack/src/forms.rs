@@ -249,7 +249,9 @@ pub(crate) fn compile(
                     .get("x-link")
                     .and_then(|value| serde_json::from_value::<Link>(value.clone()).ok())
                     .map(|link| link.form),
-                file: field.get("x-file").is_some(),
+                // A file field holds one file, or a list of files (`items` with `x-file`).
+                file: field.get("x-file").is_some()
+                    || field.get("items").is_some_and(|items| items.get("x-file").is_some()),
                 user: field.get("x-user").is_some(),
                 indexed: false,
                 label: ui.and_then(|ui| ui.label),
