@@ -96,3 +96,40 @@ fn a_missing_data_folder_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("there is no data folder at nowhere"), "{}", text(&output));
 }
+
+#[test]
+fn uploaded_files_travel_with_a_backup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    data(dir.path());
+    let files = dir.path().join("data").join(stagecraft_server::FILES_FOLDER);
+    std::fs::create_dir_all(&files).expect("files folder");
+    let id = "0123456789abcdef0123456789abcdef";
+    std::fs::write(files.join(id), b"%PDF-1.7\n%%EOF\n").expect("a stored file");
+    std::fs::write(files.join(format!(".{id}.part")), b"%PDF").expect("a file being written");
+
+    let output = stagecraft(&["backup", "--data", "data", "--out", "backup.jsonl"], dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("copied 1 uploaded files to backup.jsonl.files"),
+        "{}",
+        text(&output)
+    );
+    let copied: Vec<String> = std::fs::read_dir(dir.path().join("backup.jsonl.files"))
+        .expect("the files of the backup")
+        .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(copied, [id], "half-written files are left out");
+
+    let output =
+        stagecraft(&["restore", "--from", "backup.jsonl", "--data", "restored"], dir.path());
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("restored 1 uploaded files"), "{}", text(&output));
+    let restored = dir.path().join("restored").join(stagecraft_server::FILES_FOLDER).join(id);
+    assert_eq!(std::fs::read(restored).expect("restored file"), b"%PDF-1.7\n%%EOF\n");
+
+    // A backup never overwrites the files of another.
+    std::fs::remove_file(dir.path().join("backup.jsonl")).expect("remove");
+    let output = stagecraft(&["backup", "--data", "data", "--out", "backup.jsonl"], dir.path());
+    assert!(!output.status.success());
+    assert!(text(&output).contains("backup.jsonl.files exists already"), "{}", text(&output));
+}

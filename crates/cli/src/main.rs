@@ -45,7 +45,8 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Write a backup of a data folder to a portable file.
+    /// Write a backup of a data folder to a portable file (and its uploaded files to a
+    /// folder beside it, `<out>.files`).
     Backup {
         /// The data folder.
         #[arg(long, default_value = "data")]
@@ -54,7 +55,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Restore a backup into a new, empty data folder.
+    /// Restore a backup into a new, empty data folder (with the uploaded files of
+    /// `<from>.files`, when there are any).
     Restore {
         /// The backup file.
         #[arg(long)]
@@ -227,6 +229,8 @@ fn backup(data: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     use stagecraft_store::Store;
     let store = open_existing(data)?;
     anyhow::ensure!(!out.exists(), "{} exists already; choose another file", out.display());
+    let uploads = stagecraft_server::uploads_beside(out);
+    anyhow::ensure!(!uploads.exists(), "{} exists already; choose another file", uploads.display());
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let summary = store.export(&mut writer).context("writing the backup")?;
@@ -240,6 +244,14 @@ fn backup(data: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         summary.timers,
         summary.outbox
     );
+    // Uploaded files live beside the store; they are copied after the export, so that
+    // every file the backup describes is there.
+    let copied =
+        stagecraft_server::copy_uploads(&data.join(stagecraft_server::FILES_FOLDER), &uploads)
+            .with_context(|| format!("copying the uploaded files to {}", uploads.display()))?;
+    if copied > 0 {
+        println!("copied {copied} uploaded files to {}", uploads.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -260,6 +272,13 @@ fn restore(from: &Path, data: &Path) -> anyhow::Result<ExitCode> {
         summary.outbox,
         data.display()
     );
+    let uploads = stagecraft_server::uploads_beside(from);
+    let copied =
+        stagecraft_server::copy_uploads(&uploads, &data.join(stagecraft_server::FILES_FOLDER))
+            .with_context(|| format!("copying the uploaded files from {}", uploads.display()))?;
+    if copied > 0 {
+        println!("restored {copied} uploaded files from {}", uploads.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

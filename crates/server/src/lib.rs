@@ -16,6 +16,7 @@ mod headers;
 mod problem;
 mod server;
 mod state;
+mod uploads;
 
 pub use api::{MAX_BODY_BYTES, app};
 pub use config::{ClockChoice, Config, PasswordCost};
@@ -23,3 +24,4 @@ pub use demo::{DEMO_PASSWORD, Demo, DemoLogin};
 pub use error::ServerError;
 pub use server::Server;
 pub use state::{AppState, Startup};
+pub use uploads::{FILES_FOLDER, copy_uploads, uploads_beside};
