@@ -288,6 +288,20 @@ impl Engine {
         Ok(Executed { record, events: tx.events, others })
     }
 
+    /// The transitions out of a record's current stage and, for each, why `actor`
+    /// could not take it now (see [`stagecraft_runtime::exits`]). Reads only: the
+    /// gates run in the sandbox on the record as it is, at the clock's time.
+    pub fn exits(
+        &self,
+        actor: Option<&str>,
+        record: &Record,
+    ) -> Result<Vec<stagecraft_runtime::Exit>, EngineError> {
+        let definitions = self.definitions_for(record);
+        let now = self.clock.now_ms();
+        Ok(self
+            .with_context(&definitions, actor, now, |cx| stagecraft_runtime::exits(cx, record))?)
+    }
+
     fn run(
         &self,
         definitions: &Definitions,

@@ -9,7 +9,7 @@ mod org;
 mod protocol;
 mod state;
 
-pub use machine::{Context, Org, Outcome, create_problems, start_subflow, step};
+pub use machine::{Context, Exit, Org, Outcome, create_problems, exits, start_subflow, step};
 pub use org::{Directory, OrgError};
 pub use protocol::{
     Command, Effect, Event, FieldProblem, Notification, Reason, Refusal, Task, TaskKind, TimerKind,

@@ -176,6 +176,45 @@ pub fn create_problems(
     problems
 }
 
+/// A way out of a record's current stage, as the actor would find it now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exit {
+    /// The stage the transition leads to.
+    pub to: Id,
+    /// The transition's title, else the target stage's title.
+    pub title: Text,
+    /// Why the actor cannot take it now; empty when every gate is open.
+    pub reasons: Vec<Reason>,
+}
+
+/// Every transition out of the record's current stage (in the flow's order, including
+/// `from: "*"` ones), each with the reasons a [`Command::Transition`] by the actor
+/// would be refused now: the same check as the move itself, without changing
+/// anything. Empty when no flow drives the record or the flow has ended. For pages
+/// and clients that show which moves are open and why the others are closed.
+pub fn exits(cx: &mut Context<'_>, record: &Record) -> Result<Vec<Exit>, Refusal> {
+    let run = Run::new(cx, record.clone());
+    let Ok((flow, state)) = run.flow() else { return Ok(Vec::new()) };
+    if state.outcome.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut exits: Vec<Exit> = Vec::new();
+    for transition in &flow.transitions {
+        let from_here = transition.from == state.stage.as_str() || transition.from == "*";
+        if !from_here
+            || transition.to == state.stage
+            || exits.iter().any(|exit| exit.to == transition.to)
+        {
+            continue;
+        }
+        let Some(target) = stage(flow, &transition.to) else { continue };
+        let reasons = run.gate(flow, &state, &transition.to, false)?;
+        let title = transition.title.clone().unwrap_or_else(|| target.title.clone());
+        exits.push(Exit { to: transition.to.clone(), title, reasons });
+    }
+    Ok(exits)
+}
+
 /// Starts a sub-flow record: used by the engine for a [`Effect::StartFlow`].
 pub fn start_subflow(
     cx: &mut Context<'_>,

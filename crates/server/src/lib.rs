@@ -5,6 +5,16 @@
 //! binds; [`Server::run`] serves until Ctrl-C or SIGTERM. [`app`] is the router alone,
 //! for tests that call it without a socket. This crate is the only one that knows
 //! HTTP; everything it changes goes through [`stagecraft_engine::Engine::execute`].
+//!
+//! # Pages
+//!
+//! Besides the JSON API, `/ui` serves HTML pages generated from the packs (module
+//! `pages`): sign-in, a workbench of tasks and records, a form per pack form with
+//! messages beside the fields, and a page per record with its stage, key actions,
+//! open and closed exits, approvals and history. Handlebars templates in strict mode
+//! with HTML escaping, CSRF tokens on every form, no JavaScript, Chinese by default
+//! and English with `?lang=en`. They use the same access checks and engine calls as
+//! the API and are not part of its OpenAPI document.
 
 mod access;
 mod api;
@@ -13,6 +23,7 @@ mod config;
 mod demo;
 mod error;
 mod headers;
+mod pages;
 mod problem;
 mod server;
 mod state;

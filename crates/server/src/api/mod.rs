@@ -5,9 +5,9 @@
 //! disk.
 
 mod clock;
-mod records;
-mod session;
-mod tasks;
+pub(crate) mod records;
+pub(crate) mod session;
+pub(crate) mod tasks;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -42,6 +42,8 @@ pub fn app(state: AppState) -> Router {
         router = router.route("/api/admin/clock", post(clock::move_clock));
     }
     router
+        // The HTML pages: a plain router, outside the OpenAPI document.
+        .merge(crate::pages::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -71,7 +71,7 @@ pub(crate) fn visible(
 
 /// Link fields must name records of the linked form that the caller may see: nobody
 /// attaches work to someone else's deal, or learns that an id exists by trying.
-fn link_problems(
+pub(crate) fn link_problems(
     state: &AppState,
     user: &str,
     form: &str,
@@ -93,6 +93,28 @@ fn link_problems(
                 format!("找不到所选的记录（{linked_form}：{linked}）"),
                 format!("there is no {linked_form} record {linked}"),
             ));
+        }
+    }
+    problems
+}
+
+/// What is wrong with a new record before the engine sees it: links to records the
+/// caller may not see. When there are such problems, the form's own problems come
+/// with them, so that one answer says everything; when there are none, the list is
+/// empty and the engine checks the rest.
+pub(crate) fn new_record_problems(
+    state: &AppState,
+    user: &str,
+    form: &str,
+    fields: &Map<String, Value>,
+) -> Vec<FieldProblem> {
+    let mut problems = link_problems(state, user, form, fields);
+    if !problems.is_empty() {
+        let definitions = state.engine().definitions();
+        for problem in create_problems(&definitions, &Id::from(form), fields) {
+            if !problems.iter().any(|known| known.pointer == problem.pointer) {
+                problems.push(problem);
+            }
         }
     }
     problems
@@ -147,15 +169,8 @@ pub(crate) async fn create(
                 return first(id.as_str());
             }
         }
-        let mut problems = link_problems(&state, &caller.user, &form, &body.fields);
+        let problems = new_record_problems(&state, &caller.user, &form, &body.fields);
         if !problems.is_empty() {
-            // Say everything that is wrong with the new record in one answer.
-            let definitions = engine.definitions();
-            for problem in create_problems(&definitions, &Id::from(form.as_str()), &body.fields) {
-                if !problems.iter().any(|known| known.pointer == problem.pointer) {
-                    problems.push(problem);
-                }
-            }
             return Err(Problem::invalid(problems));
         }
         let command =

@@ -9,7 +9,7 @@ use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use stagecraft_runtime::Org;
+use stagecraft_runtime::{FieldProblem, Org};
 
 use super::{JsonBody, blocking, field_problem};
 use crate::auth::{ABSOLUTE_TIMEOUT_MS, Caller, SESSION_COOKIE, stored_hash, verify_password};
@@ -23,28 +23,67 @@ pub(crate) struct Login {
     password: String,
 }
 
-pub(crate) async fn login(
-    State(state): State<AppState>,
-    JsonBody(login): JsonBody<Login>,
-) -> Result<Response, Problem> {
-    let user = login.username.trim().to_ascii_lowercase();
+/// A successful sign-in: the new session's token and who signed in.
+pub(crate) struct SignedIn {
+    /// The new session's token.
+    pub(crate) token: String,
+    /// The user id (trimmed, lowercase).
+    pub(crate) user: String,
+    /// The person's name.
+    pub(crate) name: String,
+    /// Their roles.
+    pub(crate) roles: Vec<String>,
+}
+
+/// Why a sign-in was refused.
+pub(crate) enum LoginRefused {
+    /// The username or the password is empty.
+    Empty(Vec<FieldProblem>),
+    /// Too many recent failures for the username; the seconds to wait.
+    TooMany(u64),
+    /// The username or the password is wrong.
+    Wrong,
+    /// The server failed (logged).
+    Failed(Problem),
+}
+
+impl From<LoginRefused> for Problem {
+    fn from(refused: LoginRefused) -> Self {
+        match refused {
+            LoginRefused::Empty(problems) => Problem::invalid(problems),
+            LoginRefused::TooMany(wait) => Problem::too_many_requests(
+                format!("too many failed logins for this username; try again in {wait} seconds"),
+                wait,
+            ),
+            LoginRefused::Wrong => Problem::unauthorized("the username or password is wrong"),
+            LoginRefused::Failed(problem) => problem,
+        }
+    }
+}
+
+/// Checks a username and password and starts a session: the one sign-in of the JSON
+/// API and the pages. Failures are counted per username, whether or not it exists; a
+/// wrong username takes as long to refuse as a wrong password.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<SignedIn, LoginRefused> {
+    let user = username.trim().to_ascii_lowercase();
     let mut problems = Vec::new();
     if user.is_empty() {
         problems.push(field_problem("/username", "请填写用户名", "the username is empty"));
     }
-    if login.password.is_empty() {
+    if password.is_empty() {
         problems.push(field_problem("/password", "请填写密码", "the password is empty"));
     }
     if !problems.is_empty() {
-        return Err(Problem::invalid(problems));
+        return Err(LoginRefused::Empty(problems));
     }
     // Failures are counted per username, whether or not it exists.
     let counted: String = user.chars().take(64).collect();
     if let Err(wait) = state.logins().check(&counted, Instant::now()) {
-        return Err(Problem::too_many_requests(
-            format!("too many failed logins for this username; try again in {wait} seconds"),
-            wait,
-        ));
+        return Err(LoginRefused::TooMany(wait));
     }
     let checking = state.clone();
     let name = user.clone();
@@ -56,34 +95,53 @@ pub(crate) async fn login(
             None
         };
         Ok(match hash {
-            Some(hash) => verify_password(&login.password, &hash),
+            Some(hash) => verify_password(&password, &hash),
             None => {
                 // As slow as a real check, so that answers do not tell which users exist.
-                verify_password(&login.password, checking.decoy_hash());
+                verify_password(&password, checking.decoy_hash());
                 false
             }
         })
     })
-    .await?;
+    .await
+    .map_err(LoginRefused::Failed)?;
     if !verified {
         state.logins().failed(&counted, Instant::now());
-        return Err(Problem::unauthorized("the username or password is wrong"));
+        return Err(LoginRefused::Wrong);
     }
     state.logins().succeeded(&counted);
     let token = state.sessions().start(&user, state.engine().now());
     let (name, roles) = state.with_org(|org| {
         (org.user(&user).map(|person| person.name.clone()).unwrap_or_default(), org.roles_of(&user))
     });
-    let cookie = format!(
+    Ok(SignedIn { token, user, name, roles })
+}
+
+/// The `Set-Cookie` value that carries a session token.
+pub(crate) fn session_cookie(token: &str) -> String {
+    format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}",
         ABSOLUTE_TIMEOUT_MS / 1000
-    );
+    )
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub(crate) fn cleared_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    JsonBody(login): JsonBody<Login>,
+) -> Result<Response, Problem> {
+    let SignedIn { token, user, name, roles } =
+        sign_in(&state, &login.username, login.password).await?;
+    let cookie = session_cookie(&token);
     let body = json!({"token": token, "user": {"id": user, "name": name, "roles": roles}});
     Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
 pub(crate) async fn logout(State(state): State<AppState>, caller: Caller) -> Response {
     state.sessions().end(&caller.token);
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
-    (StatusCode::NO_CONTENT, [(SET_COOKIE, cookie)]).into_response()
+    (StatusCode::NO_CONTENT, [(SET_COOKIE, cleared_session_cookie())]).into_response()
 }

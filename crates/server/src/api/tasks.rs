@@ -15,20 +15,22 @@ pub(crate) async fn tasks(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, Problem> {
-    blocking(move || {
-        let roles = state.with_org(|org| org.roles_of(&caller.user));
-        let store = state.engine().store();
-        let mut open: Vec<StoredTask> = Vec::new();
-        let assignees = std::iter::once(caller.user.clone())
-            .chain(roles.iter().map(|role| format!("role:{role}")));
-        for assignee in assignees {
-            open.extend(store.open_tasks_of(&assignee).map_err(|error| Problem::failure(&error))?);
-        }
-        // Soonest due first; tasks without a due date last.
-        open.sort_by(|a, b| {
-            (a.due_ms.is_none(), a.due_ms, &a.id).cmp(&(b.due_ms.is_none(), b.due_ms, &b.id))
-        });
-        Ok(Json(json!({"tasks": open})))
-    })
-    .await
+    blocking(move || Ok(Json(json!({"tasks": open_tasks(&state, &caller.user)?})))).await
+}
+
+/// The open tasks of `user` and of the roles they hold, soonest due first (tasks
+/// without a due date last). Blocking.
+pub(crate) fn open_tasks(state: &AppState, user: &str) -> Result<Vec<StoredTask>, Problem> {
+    let roles = state.with_org(|org| org.roles_of(user));
+    let store = state.engine().store();
+    let mut open: Vec<StoredTask> = Vec::new();
+    let assignees =
+        std::iter::once(user.to_owned()).chain(roles.iter().map(|role| format!("role:{role}")));
+    for assignee in assignees {
+        open.extend(store.open_tasks_of(&assignee).map_err(|error| Problem::failure(&error))?);
+    }
+    open.sort_by(|a, b| {
+        (a.due_ms.is_none(), a.due_ms, &a.id).cmp(&(b.due_ms.is_none(), b.due_ms, &b.id))
+    });
+    Ok(open)
 }
