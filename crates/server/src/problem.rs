@@ -85,6 +85,17 @@ impl Problem {
         )
     }
 
+    /// 415: an uploaded file of a type that is not accepted, or whose content is not
+    /// what its type says.
+    pub(crate) fn unsupported_file(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-file-type",
+            "Unsupported file type",
+            detail.into(),
+        )
+    }
+
     /// 422 with one problem per field.
     pub(crate) fn invalid(problems: Vec<FieldProblem>) -> Self {
         let detail = problems

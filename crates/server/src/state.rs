@@ -48,6 +48,8 @@ struct Inner {
     /// Checked against when a username is unknown, so that a wrong username takes as
     /// long to refuse as a wrong password.
     decoy_hash: String,
+    /// Where uploaded files are kept (`<data>/files`).
+    files_dir: PathBuf,
 }
 
 impl AppState {
@@ -88,6 +90,7 @@ impl AppState {
                 logins: LoginLimiter::default(),
                 maintenance: Mutex::new(()),
                 decoy_hash: hash_password(&new_token(), config.password_cost)?,
+                files_dir: config.data.join(crate::uploads::FILES_FOLDER),
             }),
         };
         Ok((state, Startup { packs, data: config.data.clone(), demo }))
@@ -113,6 +116,11 @@ impl AppState {
 
     pub(crate) fn decoy_hash(&self) -> &str {
         &self.inner.decoy_hash
+    }
+
+    /// The folder of uploaded files.
+    pub(crate) fn files_dir(&self) -> &std::path::Path {
+        &self.inner.files_dir
     }
 
     /// Reads the organisation.

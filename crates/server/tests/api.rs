@@ -854,12 +854,18 @@ async fn legal_and_finance_see_what_is_routed_to_them_while_it_is() {
     server.get(&uri, &legal).await.problem(StatusCode::NOT_FOUND);
     // The owner has it signed; the invoicing task goes to finance, who now sees it.
     let owner = server.login("rep09").await;
+    let upload = Request::post("/api/files?name=scan.pdf")
+        .header("authorization", format!("Bearer {owner}"))
+        .header("content-type", "application/pdf")
+        .body(Body::from("%PDF-1.7\n%%EOF\n"))
+        .expect("request");
+    let scan = server.send(upload).await.expect(StatusCode::CREATED).body["id"].clone();
     let version = server.version(&contract);
     server
         .patch(
             &uri,
             &owner,
-            json!({"version": version, "fields": {"scanned_contract": {"name": "合同扫描件.pdf"}, "signed_at": "2026-12-02"}}),
+            json!({"version": version, "fields": {"scanned_contract": scan, "signed_at": "2026-12-02"}}),
         )
         .await
         .expect(StatusCode::OK);

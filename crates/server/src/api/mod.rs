@@ -5,6 +5,8 @@
 //! disk.
 
 mod clock;
+pub(crate) mod files;
+mod query;
 pub(crate) mod records;
 pub(crate) mod session;
 pub(crate) mod tasks;
@@ -37,7 +39,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/records/{form}/{id}", get(records::read).patch(records::update))
         .route("/api/records/{form}/{id}/transitions", post(records::transition))
         .route("/api/records/{form}/{id}/approvals/{approval}", post(records::decide))
-        .route("/api/records/{form}/{id}/events", get(records::events));
+        .route("/api/records/{form}/{id}/events", get(records::events))
+        // Uploads stream to disk with a limit of their own.
+        .route(
+            "/api/files",
+            post(files::upload).layer(DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES)),
+        )
+        .route("/api/files/{id}", get(files::download))
+        .route("/api/files/{id}/info", get(files::info));
     if state.manual_clock().is_some() {
         router = router.route("/api/admin/clock", post(clock::move_clock));
     }

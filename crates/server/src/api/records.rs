@@ -95,6 +95,9 @@ pub(crate) fn link_problems(
             ));
         }
     }
+    // Likewise file fields must name files the caller may see, of a type and size the
+    // field takes (`files.rs`).
+    problems.extend(super::files::file_problems(state, user, form, fields));
     problems
 }
 
