@@ -9,6 +9,7 @@ use stagecraft_model::Id;
 
 /// A record: one filled form, with its place in a flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// The record id.
     pub id: String,
@@ -44,6 +45,7 @@ pub struct Record {
 
 /// The place of a record in its flow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowState {
     /// The flow.
     pub flow: Id,
@@ -69,6 +71,7 @@ pub struct FlowState {
 
 /// Where an approval stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalState {
     /// The people who may decide, resolved when the stage was entered, per approver
     /// entry of the definition (for `required`, one approval per entry is needed).
@@ -84,6 +87,7 @@ pub struct ApprovalState {
 /// Where an approval stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApprovalStatus {
     /// Waiting for decisions.
     Pending,
@@ -95,6 +99,7 @@ pub enum ApprovalStatus {
 
 /// One person's decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     /// Who decided.
     pub user: String,
@@ -108,6 +113,7 @@ pub struct Decision {
 
 /// The record and stage that started a sub-flow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParentLink {
     /// The parent record.
     pub record: String,
@@ -119,6 +125,7 @@ pub struct ParentLink {
 
 /// When an alert last fired for a record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertMark {
     /// When.
     pub at: i64,

@@ -12,6 +12,16 @@ macro_rules! string_id {
         #[serde(transparent)]
         pub struct $name(String);
 
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                <String as utoipa::PartialSchema>::schema()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl $name {
             /// Wraps an id chosen by the caller.
             pub fn new(id: impl Into<String>) -> Self {
@@ -148,6 +158,7 @@ pub struct StoredRecord {
 
 /// An event as stored in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEvent {
     /// Global position in the log: 1, 2, 3, … without gaps.
     pub sequence: u64,
@@ -163,6 +174,7 @@ pub struct StoredEvent {
 
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredTask {
     /// Its id.
     pub id: TaskId,
