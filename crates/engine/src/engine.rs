@@ -163,6 +163,12 @@ impl Engine {
     /// Replaces the definitions (already checked: [`stagecraft_pack::load`] returns
     /// definitions only when there are no errors, so a broken reload never gets here).
     pub fn reload(&self, definitions: Definitions) {
+        // The org comes from the org files: a changed file changes who reports to whom.
+        let org = Directory::from_file(&definitions.org);
+        match self.org.write() {
+            Ok(mut current) => *current = org,
+            Err(poisoned) => *poisoned.into_inner() = org,
+        }
         let definitions = Arc::new(definitions);
         match self.history.write() {
             Ok(mut history) => history.push(definitions.clone()),
@@ -302,6 +308,21 @@ impl Engine {
             .with_context(&definitions, actor, now, |cx| stagecraft_runtime::exits(cx, record))?)
     }
 
+    /// Runs a step inside a command's transaction: the rules' queries see the records
+    /// the transaction has changed so far (a sub-flow that just ended is seen ended by
+    /// its parent's gates), not their stored versions.
+    fn run_seeing(
+        &self,
+        tx: &Tx,
+        definitions: &Definitions,
+        actor: Option<&str>,
+        state: Option<&Record>,
+        command: Command,
+    ) -> Result<Outcome, EngineError> {
+        let pending = tx.records.values().map(|loaded| loaded.record.clone()).collect();
+        crate::host::with_pending(pending, || self.run(definitions, actor, tx.now, state, command))
+    }
+
     fn run(
         &self,
         definitions: &Definitions,
@@ -379,25 +400,34 @@ impl Engine {
                 continue;
             };
             // Records this one only `touches` are handled by the runtime's
-            // `Touch` effect; here only key actions the new record may complete.
-            let completes_action = target.flow.as_ref().is_some_and(|state| {
-                definitions.flows.get(&state.flow).is_some_and(|flow| {
-                    flow.stages.iter().any(|stage| {
-                        stage.id == state.stage
-                            && stage.actions.iter().any(|a| a.form.as_ref() == Some(&record.form))
-                    })
-                })
+            // `Touch` effect; here key actions the new record may complete, and open
+            // alert tasks that ask for a record of its form.
+            let asked_for = target.tasks.values().any(|task| {
+                task.form.as_ref() == Some(&record.form)
+                    && matches!(task.kind, stagecraft_runtime::TaskKind::Alert { .. })
             });
+            let completes_action = asked_for
+                || target.flow.as_ref().is_some_and(|state| {
+                    definitions.flows.get(&state.flow).is_some_and(|flow| {
+                        flow.stages.iter().any(|stage| {
+                            stage.id == state.stage
+                                && stage
+                                    .actions
+                                    .iter()
+                                    .any(|a| a.form.as_ref() == Some(&record.form))
+                        })
+                    })
+                });
             if completes_action {
                 targets.push(linked.to_owned());
             }
         }
         for target in targets {
             let state = self.load(tx, &target)?.record.clone();
-            let outcome = self.run(
+            let outcome = self.run_seeing(
+                tx,
                 definitions,
                 None,
-                tx.now,
                 Some(&state),
                 Command::Linked { form: record.form.clone(), record: record.facts() },
             )?;
@@ -467,10 +497,10 @@ impl Engine {
                     let child = origin.clone();
                     runtime_steps += 1;
                     let state = self.load(tx, &parent)?.record.clone();
-                    let result = self.run(
+                    let result = self.run_seeing(
+                        tx,
                         definitions,
                         None,
-                        tx.now,
                         Some(&state),
                         Command::SubflowEnded { child, outcome },
                     )?;
@@ -485,10 +515,10 @@ impl Engine {
                         }
                         let state = self.load(tx, &id)?.record.clone();
                         runtime_steps += 1;
-                        let result = self.run(
+                        let result = self.run_seeing(
+                            tx,
                             definitions,
                             None,
-                            tx.now,
                             Some(&state),
                             Command::Touched { by: origin.clone() },
                         )?;

@@ -1,6 +1,7 @@
 //! What rules may ask of the world, answered from the org directory and the store:
 //! org lookups and read-only queries over indexed fields.
 
+use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
@@ -32,6 +33,21 @@ impl StoreHost {
             Err(poisoned) => read(&poisoned.into_inner()),
         }
     }
+}
+
+thread_local! {
+    /// The records a running command has changed but not yet committed, by id. Rules
+    /// run on the command's thread, so their queries see them (see [`with_pending`]).
+    static PENDING: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` with queries seeing `records` as they are in the running command
+/// instead of as stored, and records created in it as if they were stored.
+pub(crate) fn with_pending<T>(records: Vec<Record>, work: impl FnOnce() -> T) -> T {
+    let outer = PENDING.with(|pending| pending.replace(records));
+    let result = work();
+    PENDING.with(|pending| *pending.borrow_mut() = outer);
+    result
 }
 
 /// The index value a JSON value is stored under.
@@ -91,18 +107,41 @@ impl Host for StoreHost {
                 .records_of_form(&query.form, Page::first(query.limit.saturating_mul(4)))
                 .map_err(|error| error.to_string())?,
         };
-        let mut found = Vec::new();
-        for id in candidates {
-            if query.exclude_id.as_deref() == Some(id.as_str()) {
+        let pending: Vec<Record> = PENDING.with(|pending| {
+            pending
+                .borrow()
+                .iter()
+                .filter(|record| record.form.as_str() == query.form)
+                .cloned()
+                .collect()
+        });
+        let mut records = Vec::new();
+        for id in &candidates {
+            if let Some(record) = pending.iter().find(|record| record.id == id.as_str()) {
+                records.push(record.clone());
                 continue;
             }
-            let Some(stored) = self.store.record(&id).map_err(|error| error.to_string())? else {
+            let Some(stored) = self.store.record(id).map_err(|error| error.to_string())? else {
                 continue;
             };
-            if query.created_since.is_some_and(|since| stored.created_at_ms / 1000 < since) {
+            if let Some(record) = decode(&stored.value) {
+                records.push(record);
+            }
+        }
+        // Records the command created are in no index yet.
+        for record in &pending {
+            if !candidates.iter().any(|id| id.as_str() == record.id) {
+                records.push(record.clone());
+            }
+        }
+        let mut found = Vec::new();
+        for record in records {
+            if query.exclude_id.as_deref() == Some(record.id.as_str()) {
                 continue;
             }
-            let Some(record) = decode(&stored.value) else { continue };
+            if query.created_since.is_some_and(|since| record.created_at / 1000 < since) {
+                continue;
+            }
             let facts = record.facts();
             if query.equals.iter().all(|(field, value)| facts.get(field) == Some(value)) {
                 found.push(facts);

@@ -570,7 +570,11 @@ impl<'c, 'a> Run<'c, 'a> {
             if let Some(state) = self.record.flow.as_mut() {
                 state.outcome = Some(outcome.clone());
             }
-            self.events.push(Event::FlowEnded { flow: flow.id.clone(), outcome: outcome.clone() });
+            self.events.push(Event::FlowEnded {
+                flow: flow.id.clone(),
+                outcome: outcome.clone(),
+                duration_ms: self.cx.now - self.record.created_at,
+            });
             self.cancel_timers(format!("{}/", self.record.id));
             if let Some(parent) = &self.record.parent {
                 self.effects.push(Effect::NotifyParent {
@@ -1205,6 +1209,21 @@ impl<'c, 'a> Run<'c, 'a> {
                 }
             }
         }
+        // An alert's task that asks for a form (a stall report, a wake-up call) is done
+        // once a record of that form links to this one. A stage's tasks stay open until
+        // the record leaves the stage: whoever has them still needs to see it.
+        let done: Vec<String> = self
+            .record
+            .tasks
+            .iter()
+            .filter(|(_, task)| {
+                task.form.as_ref() == Some(form) && matches!(task.kind, TaskKind::Alert { .. })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in done {
+            self.close_tasks(key);
+        }
         // A linked record is activity on this one.
         self.touched(linked.get("id").and_then(Value::as_str).unwrap_or_default());
         self.field_actions()
@@ -1255,23 +1274,29 @@ impl<'c, 'a> Run<'c, 'a> {
         let transition = flow.transitions.iter().enumerate().find(|(_, transition)| {
             &transition.to == to && (transition.from == from.id.as_str() || transition.from == "*")
         });
-        let Some((transition_index, transition)) = transition else {
-            return Ok(vec![Reason::new(
-                "transition",
-                Some(to.as_str()),
-                format!(
-                    "不能从「{}」直接进入「{}」",
-                    from.title.get("zh-CN"),
-                    target.title.get("zh-CN")
-                ),
-                format!(
-                    "there is no way from \"{}\" to \"{}\"",
-                    from.title.get("en"),
-                    target.title.get("en")
-                ),
-            )]);
+        // A sub-flow's `when_done` names the stage to go to itself: that is the path,
+        // declared in the flow file, whether or not a transition repeats it.
+        let transition = match transition {
+            Some((index, transition)) => Some((index, transition)),
+            None if system => None,
+            None => {
+                return Ok(vec![Reason::new(
+                    "transition",
+                    Some(to.as_str()),
+                    format!(
+                        "不能从「{}」直接进入「{}」",
+                        from.title.get("zh-CN"),
+                        target.title.get("zh-CN")
+                    ),
+                    format!(
+                        "there is no way from \"{}\" to \"{}\"",
+                        from.title.get("en"),
+                        target.title.get("en")
+                    ),
+                )]);
+            }
         };
-        if !system && !transition.roles.is_empty() {
+        if let Some((_, transition)) = transition.filter(|(_, t)| !system && !t.roles.is_empty()) {
             let roles = self.cx.actor.map(|actor| self.cx.org.roles_of(actor)).unwrap_or_default();
             if !transition.roles.iter().any(|role| roles.iter().any(|held| held == role.as_str())) {
                 reasons.push(Reason::new(
@@ -1331,9 +1356,14 @@ impl<'c, 'a> Run<'c, 'a> {
             ));
         }
         // Exit conditions, the transition's gate, the target's entry conditions.
+        let no_gate = Vec::new();
+        let (transition_gate, transition_index) = match transition {
+            Some((index, transition)) => (&transition.gate, index),
+            None => (&no_gate, 0),
+        };
         let lists = [
             (&from.exit, format!("/stages/{from_index}/exit")),
-            (&transition.gate, format!("/transitions/{transition_index}/gate")),
+            (transition_gate, format!("/transitions/{transition_index}/gate")),
             (&target.entry, format!("/stages/{}/entry", stage_index(flow, to))),
         ];
         for (conditions, base) in lists {
@@ -1342,7 +1372,8 @@ impl<'c, 'a> Run<'c, 'a> {
             }
         }
         // Fields: the transition's and the target stage's (and every stage visited).
-        let mut needed: Vec<FieldName> = transition.requires.clone();
+        let mut needed: Vec<FieldName> =
+            transition.map(|(_, transition)| transition.requires.clone()).unwrap_or_default();
         let mut stages = state.visited.clone();
         stages.push(to.clone());
         for stage_id in &stages {

@@ -182,6 +182,10 @@ pub enum Event {
         flow: Id,
         /// The outcome.
         outcome: Id,
+        /// How long the record took from its creation to the outcome, in
+        /// milliseconds (a contract's cycle time, a repair's resolution time).
+        #[serde(default)]
+        duration_ms: i64,
     },
     /// A sub-flow was started and (maybe) waited for.
     SubflowStarted {
@@ -292,6 +296,7 @@ pub enum Effect {
 
 /// A task: a to-do for a person or a role.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     /// A key that says what the task is for (`<record>/<stage>/<kind>/<id>`), so the
     /// same task is not opened twice and the tasks of a stage can be closed together.
@@ -315,6 +320,7 @@ pub struct Task {
 /// Why a task exists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TaskKind {
     /// A key action to do.
     Action {
@@ -357,6 +363,7 @@ pub struct Notification {
 
 /// Why a command was not accepted, in words people can act on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reason {
     /// What kind of obstacle: `field`, `condition`, `action`, `approval`, `subflow`,
     /// `role`, `transition`, `order`.
@@ -415,6 +422,7 @@ pub enum Refusal {
 
 /// A problem with one field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldProblem {
     /// JSON pointer of the field (`/amount`).
     pub pointer: String,
