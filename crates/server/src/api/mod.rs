@@ -5,7 +5,10 @@
 //! disk.
 
 mod clock;
+mod definitions;
 pub(crate) mod files;
+mod list;
+mod org;
 mod query;
 pub(crate) mod records;
 pub(crate) mod session;
@@ -35,7 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/session", post(session::login).delete(session::logout))
         .route("/api/tasks", get(tasks::tasks))
-        .route("/api/records/{form}", post(records::create))
+        .route("/api/records/{form}", get(list::list).post(records::create))
         .route("/api/records/{form}/{id}", get(records::read).patch(records::update))
         .route("/api/records/{form}/{id}/transitions", post(records::transition))
         .route("/api/records/{form}/{id}/approvals/{approval}", post(records::decide))
@@ -46,7 +49,14 @@ pub fn app(state: AppState) -> Router {
             post(files::upload).layer(DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES)),
         )
         .route("/api/files/{id}", get(files::download))
-        .route("/api/files/{id}/info", get(files::info));
+        .route("/api/files/{id}/info", get(files::info))
+        .route("/api/forms", get(definitions::forms))
+        .route("/api/forms/{form}", get(definitions::form))
+        .route("/api/flows", get(definitions::flows))
+        .route("/api/flows/{flow}", get(definitions::flow))
+        .route("/api/org/me", get(org::me))
+        .route("/api/org/users", get(org::users))
+        .route("/api/org/departments", get(org::departments));
     if state.manual_clock().is_some() {
         router = router.route("/api/admin/clock", post(clock::move_clock));
     }
