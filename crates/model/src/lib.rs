@@ -26,7 +26,7 @@ pub use flow::{
     SetEffect, Sla, Stage, StartFlowEffect, Subflow, SubflowOutcome, TaskEffect, Transition,
 };
 pub use form::{FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, UserPick, Widget};
-pub use manifest::{PackManifest, PackRequirement, RoleDecl};
+pub use manifest::{PackManifest, PackRequirement, RoleDecl, RoleSees};
 pub use org::{Department, Locale, OrgFile, User};
 pub use rules::{
     Alert, AlertRepeat, Channel, EscalationLadder, EscalationStep, Gate, Report, RulesFile,

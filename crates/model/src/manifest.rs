@@ -58,4 +58,17 @@ pub struct RoleDecl {
     pub id: Id,
     /// The role's name.
     pub title: Text,
+    /// Which records holders of the role see besides their own, their team's and
+    /// those routed to them: `all` for every record (an administrator, a sales
+    /// director). Left out, the role adds nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sees: Option<RoleSees>,
+}
+
+/// What a role lets its holders see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSees {
+    /// Every record of every form.
+    All,
 }
