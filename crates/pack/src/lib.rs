@@ -31,6 +31,36 @@ pub use source::{MAX_FILE_BYTES, SourceFile};
 pub use stagecraft_model::{Code, Diagnostic, Location, Severity};
 pub use tree::{MAX_ALIAS_NODES, MAX_DEPTH};
 
+/// A YAML settings file that is not a pack file (such as the notification settings),
+/// read with the pack files' parser and limits, so that its mistakes can be shown at
+/// their line and column too.
+#[derive(Debug)]
+pub struct YamlFile {
+    /// The content.
+    pub value: serde_json::Value,
+    /// The file as read.
+    pub source: SourceFile,
+    document: tree::Document,
+}
+
+impl YamlFile {
+    /// Parses the file; a syntax mistake is a diagnostic at its place.
+    pub fn parse(source: SourceFile) -> Result<YamlFile, Diagnostic> {
+        let document = tree::parse_yaml(&source)?;
+        Ok(YamlFile { value: document.value.clone(), source, document })
+    }
+
+    /// Where the value at a JSON pointer sits (`""` is the whole file).
+    pub fn value_location(&self, pointer: &str) -> Location {
+        self.source.location(self.document.value_range(pointer))
+    }
+
+    /// Where the key that names the value at a JSON pointer sits.
+    pub fn key_location(&self, pointer: &str) -> Location {
+        self.source.location(self.document.key_range(pointer))
+    }
+}
+
 /// The outcome of checking: every problem, plus what was read.
 #[derive(Debug, Default)]
 pub struct Report {
