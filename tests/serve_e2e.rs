@@ -71,33 +71,41 @@ fn login(addr: SocketAddr, user: &str) -> String {
     body["token"].as_str().expect("token").to_owned()
 }
 
-#[test]
-fn serve_the_demo_company_move_the_clock_and_stop() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let repo = repo();
-    let child = Command::new(env!("CARGO_BIN_EXE_stagecraft"))
-        .args(["serve", "--demo", "--clock", "manual", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data.path().join("data"))
-        .arg("--packs")
-        .args([repo.join("flows"), repo.join("schemas")])
-        // The demo company is found from the repository, as after a fresh clone.
-        .current_dir(&repo)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the server");
-    let mut server = Running(child);
-
-    // Port 0 lets the system choose a free port; the ready line names it.
-    let stdout = server.0.stdout.take().expect("stdout");
+/// The lines a stream prints, as they come.
+fn lines_of(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (lines, received) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if lines.send(line).is_err() {
                 break;
             }
         }
     });
+    received
+}
+
+/// Starts `stagecraft serve --demo --clock manual` on a free port over `packs`; returns
+/// the server, its address, what it printed before it was ready, the rest of its
+/// standard output and its standard error.
+fn serve(
+    data: &Path,
+    packs: &[PathBuf],
+) -> (Running, SocketAddr, Vec<String>, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_stagecraft"))
+        .args(["serve", "--demo", "--clock", "manual", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--packs")
+        .args(packs)
+        // The demo company is found from the repository, as after a fresh clone.
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut server = Running(child);
+    let received = lines_of(server.0.stdout.take().expect("stdout"));
+    let errors = lines_of(server.0.stderr.take().expect("stderr"));
+    // Port 0 lets the system choose a free port; the ready line names it.
     let mut printed = Vec::new();
     let addr: SocketAddr = loop {
         let line = received.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
@@ -105,18 +113,21 @@ fn serve_the_demo_company_move_the_clock_and_stop() {
         });
         printed.push(line.clone());
         if let Some(rest) = line.strip_prefix("stagecraft listening on http://") {
-            assert!(
-                rest.ends_with(&format!(
-                    "(packs: 3, data: {})",
-                    data.path().join("data").display()
-                )),
-                "{line}"
-            );
+            assert!(rest.ends_with(&format!("(packs: 3, data: {})", data.display())), "{line}");
             break rest.split(' ').next().and_then(|addr| addr.parse().ok()).expect("an address");
         }
     };
+    (server, addr, printed, received, errors)
+}
+
+#[test]
+fn serve_the_demo_company_move_the_clock_and_stop() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let repo = repo();
+    let (mut server, addr, printed, received, _errors) =
+        serve(&data.path().join("data"), &[repo.join("flows"), repo.join("schemas")]);
     let output = printed.join("\n");
-    assert!(output.contains("demo company created: 21 people"), "{output}");
+    assert!(output.contains("demo company created: 24 people"), "{output}");
     assert!(output.contains("password for everyone: stagecraft"), "{output}");
     assert!(output.contains("rep01"), "{output}");
 
@@ -208,8 +219,8 @@ fn serve_the_demo_company_move_the_clock_and_stop() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    let last = received.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-    assert_eq!(last, "stagecraft stopped");
+    let rest: Vec<String> = received.iter().collect();
+    assert_eq!(rest.last().map(String::as_str), Some("stagecraft stopped"), "{rest:#?}");
 }
 
 #[test]
@@ -226,4 +237,67 @@ fn broken_packs_are_shown_and_the_server_does_not_start() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("error[SC0101]"), "{stdout}");
     assert!(!stdout.contains("listening"), "{stdout}");
+}
+
+/// Copies a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read folder").map(|e| e.expect("entry")) {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Waits until a line containing `text` arrives; the lines seen until then.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line.clone());
+            if line.contains(text) {
+                return seen;
+            }
+        }
+    }
+    panic!("no line with {text:?}; seen:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn edited_packs_are_reloaded_and_a_broken_edit_keeps_the_running_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = repo();
+    copy_tree(&repo.join("flows"), &dir.path().join("flows"));
+    copy_tree(&repo.join("schemas"), &dir.path().join("schemas"));
+    let packs = [dir.path().join("flows"), dir.path().join("schemas")];
+    let (_server, addr, _, _, errors) = serve(&dir.path().join("data"), &packs);
+    let rep = login(addr, "rep01");
+    let forms = || {
+        let (status, forms) = call(addr, "GET", "/api/forms", Some(&rep), None);
+        assert_eq!(status, 200, "{forms}");
+        forms.to_string()
+    };
+    assert!(forms().contains("\"客户\""));
+
+    // Operations staff rename the customer form: the server picks it up.
+    let customer = dir.path().join("schemas/sales/customer.json");
+    let text = std::fs::read_to_string(&customer).expect("read");
+    let renamed = text.replacen("\"zh-CN\": \"客户\"", "\"zh-CN\": \"客户档案\"", 1);
+    assert_ne!(renamed, text, "the form title is where the test expects it");
+    std::fs::write(&customer, &renamed).expect("write");
+    wait_for_line(&errors, "reloaded the packs");
+    assert!(forms().contains("客户档案"));
+
+    // A broken edit is refused with its diagnostics; the last good version serves on.
+    std::fs::write(&customer, renamed.replacen("\"type\": \"object\"", "\"type\": \"objekt\"", 1))
+        .expect("write");
+    let seen = wait_for_line(&errors, "the running definitions stay");
+    assert!(seen.iter().any(|line| line.contains("customer.json")), "{seen:#?}");
+    assert!(forms().contains("客户档案"));
+    let (status, _) = call(addr, "GET", "/healthz", None, None);
+    assert_eq!(status, 200);
 }

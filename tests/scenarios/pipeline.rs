@@ -216,6 +216,16 @@ fn needs_are_confirmed_with_the_survey_and_the_regional_managers_approval() {
         .ok(StatusCode::OK);
     let refused = world.try_move("rep01", &deal, "proposal");
     assert!(refused.says("预算未确认"), "{:?}", refused.messages());
+
+    // Once the budget is confirmed, the rep asks again; the manager approves.
+    let resubmit =
+        format!("{}/approvals/regional_manager_review/resubmit", crate::harness::uri(&deal));
+    world.call("rep01", axum::http::Method::POST, &resubmit, None).ok(StatusCode::OK);
+    assert!(kinds(&world.tasks_about("mgr-east", &deal)).contains(&"approval".to_owned()));
+    world.decide("mgr-east", &deal, "regional_manager_review", true, None).ok(StatusCode::OK);
+    let survey = world.upload_pdf("rep01", "客户需求调研表.pdf");
+    world.update("rep01", &deal, json!({"needs_survey": survey, "product_line": "automation"}));
+    world.advance("rep01", &deal, "proposal");
 }
 
 #[test]

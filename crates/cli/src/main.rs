@@ -100,6 +100,10 @@ enum Command {
         /// `POST /api/admin/clock` (for demos and trying out SLAs).
         #[arg(long, value_enum, default_value_t = ClockArg::System)]
         clock: ClockArg,
+        /// The notification settings (channels, secrets as `${ENV}`); default
+        /// `<data>/notify.yaml` when it exists (see docs/notifications.md).
+        #[arg(long)]
+        notify: Option<PathBuf>,
     },
     /// Explain a diagnostic code, e.g. `stagecraft explain SC0101`.
     Explain {
@@ -142,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { data, out } => backup(&data, &out),
         Command::Restore { from, data } => restore(&from, &data),
         Command::Verify { data, packs } => verify(&data, &packs),
-        Command::Serve { addr, data, packs, demo, demo_dir, clock } => {
+        Command::Serve { addr, data, packs, demo, demo_dir, clock, notify } => {
             let config = stagecraft_server::Config {
                 addr,
                 data,
@@ -153,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ClockArg::Manual => stagecraft_server::ClockChoice::Manual,
                 },
                 password_cost: stagecraft_server::PasswordCost::Standard,
+                notify,
             };
             serve(&config)
         }
@@ -336,6 +341,7 @@ fn serve(config: &stagecraft_server::Config) -> anyhow::Result<ExitCode> {
         startup.packs,
         startup.data.display()
     );
+    println!("{}", server.notifications());
     if let Err(error) = server.run() {
         eprintln!("error: {error}");
         return Ok(ExitCode::from(1));

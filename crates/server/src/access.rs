@@ -1,7 +1,8 @@
 //! Who may see and change which record, decided here and nowhere else.
 //!
 //! A person sees a record when
-//! - they hold a role that sees everything ([`ROLES_SEEING_ALL`]), or
+//! - they hold a role that a pack declares with `sees: all` (the shipped base pack
+//!   gives it to the administrator and the sales director), or
 //! - they own it, or its owner reports to them (directly or through others), or
 //! - they head the owner's department or a department above it, or
 //! - the record has an open task for them or for a role they hold (this is how legal
@@ -11,17 +12,25 @@
 //! (transition roles, approvers, gates). A record someone may not see answers 404,
 //! like one that does not exist, so ids do not leak.
 
-use stagecraft_model::Id;
+use stagecraft_model::{Id, RoleSees};
+use stagecraft_pack::Definitions;
 use stagecraft_runtime::{Directory, Org, Record};
 
-/// Roles whose holders see every record: the administrator and the sales director
-/// (both declared by the shipped base pack). Packs cannot declare visibility yet.
-pub(crate) const ROLES_SEEING_ALL: &[&str] = &["admin", "sales_director"];
-
 /// Whether `user` may see `record`.
-pub(crate) fn can_read(org: &Directory, user: &str, record: &Record) -> bool {
+pub(crate) fn can_read(
+    definitions: &Definitions,
+    org: &Directory,
+    user: &str,
+    record: &Record,
+) -> bool {
     let roles = org.roles_of(user);
-    if roles.iter().any(|role| ROLES_SEEING_ALL.contains(&role.as_str())) {
+    let sees_all = |role: &String| {
+        definitions
+            .roles
+            .get(&Id::from(role.as_str()))
+            .is_some_and(|declared| declared.sees == Some(RoleSees::All))
+    };
+    if roles.iter().any(sees_all) {
         return true;
     }
     if let Some(owner) = record.owner.as_deref() {
@@ -39,8 +48,13 @@ pub(crate) fn can_read(org: &Directory, user: &str, record: &Record) -> bool {
 }
 
 /// Whether `user` may change `record` (fields, stage, approvals).
-pub(crate) fn can_write(org: &Directory, user: &str, record: &Record) -> bool {
-    can_read(org, user, record)
+pub(crate) fn can_write(
+    definitions: &Definitions,
+    org: &Directory,
+    user: &str,
+    record: &Record,
+) -> bool {
+    can_read(definitions, org, user, record)
 }
 
 /// Whether `user` heads the department of `owner` or one above it.

@@ -3,7 +3,7 @@
 //! all, measured on the engine's clock, and a limit on failed logins per username.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -13,13 +13,16 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use blake2::{Blake2b, Digest, digest::consts::U32};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use stagecraft_store::{Page, RecordId, RecordWrite, Store, StoreError};
+use stagecraft_store::{Commit, IndexValue, Page, RecordId, RecordWrite, Store, StoreError};
 
 use crate::config::PasswordCost;
 use crate::error::ServerError;
 use crate::problem::Problem;
 use crate::state::AppState;
+use crate::tokens::{self, TOKEN_PREFIX};
 
 /// The name of the session cookie.
 pub(crate) const SESSION_COOKIE: &str = "stagecraft_session";
@@ -100,62 +103,241 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 // ----- sessions -------------------------------------------------------------------
 
+/// A live session as kept in memory.
 #[derive(Debug)]
 struct Session {
     user: String,
     started_at: i64,
     last_seen_at: i64,
+    /// The version of its record in the store, and the activity time written there.
+    version: u64,
+    stored_last_seen_at: i64,
 }
 
-/// Open sessions, by token. Kept in memory: a restart signs everyone out.
-#[derive(Debug, Default)]
+/// The stored part of a session.
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    user: String,
+    started_at: i64,
+    last_seen_at: i64,
+    #[serde(default)]
+    ended_at: Option<i64>,
+}
+
+/// Why a session ended, as the next request with it is told.
+const ENDED_OLD: &str = "the session ended after 24 hours; sign in again";
+const ENDED_IDLE: &str = "the session ended after 8 hours without activity; sign in again";
+
+/// Activity is written to the store at most this often per session (from the
+/// background round), so that requests do not wait for a disk write; after a restart
+/// a session may look up to this much older than it is, which only shortens it.
+const ACTIVITY_WRITE_MS: i64 = 5 * 60_000;
+/// The internal form sessions are stored under, by a hash of their token.
+const SESSION_FORM: &str = "_session";
+
+fn session_id(token: &str) -> RecordId {
+    let digest = Blake2b::<U32>::digest(token.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    RecordId::new(format!("{SESSION_FORM}/{hex}"))
+}
+
+fn session_write(token: &str, version: Option<u64>, stored: &StoredSession) -> RecordWrite {
+    match version {
+        None => RecordWrite::create(session_id(token), SESSION_FORM, session_value(stored))
+            .indexed("live", stored.ended_at.is_none()),
+        Some(version) => stored_write(session_id(token), version, stored),
+    }
+}
+
+fn stored_write(id: RecordId, version: u64, stored: &StoredSession) -> RecordWrite {
+    // Startup reads the live ones back through the `live` entry.
+    RecordWrite::update(id, SESSION_FORM, version, session_value(stored))
+        .indexed("live", stored.ended_at.is_none())
+}
+
+fn session_value(stored: &StoredSession) -> Value {
+    json!({
+        "user": stored.user,
+        "started_at": stored.started_at,
+        "last_seen_at": stored.last_seen_at,
+        "ended_at": stored.ended_at,
+    })
+}
+
+/// Open sessions. They are kept in the store (only a hash of each token), so that a
+/// restart signs nobody out; requests read them from memory.
 pub(crate) struct Sessions {
     open: Mutex<HashMap<String, Session>>,
+    /// Ended sessions (by token hash) remembered for a day, to tell a late request why
+    /// its session ended.
+    ended: Mutex<HashMap<String, (i64, &'static str)>>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").field("open", &lock(&self.open).len()).finish()
+    }
 }
 
 impl Sessions {
-    /// Starts a session and returns its token.
-    pub(crate) fn start(&self, user: &str, now: i64) -> String {
+    /// The sessions the store holds that are still live at `now`.
+    pub(crate) fn load(store: Arc<dyn Store>) -> Result<Sessions, StoreError> {
+        let sessions =
+            Sessions { open: Mutex::new(HashMap::new()), ended: Mutex::new(HashMap::new()), store };
+        let mut page = Page::first(500);
+        let mut open = lock(&sessions.open);
+        loop {
+            let ids = sessions.store.records_by_index(
+                SESSION_FORM,
+                "live",
+                &IndexValue::from(true),
+                page,
+            )?;
+            let Some(last) = ids.last().cloned() else { break };
+            for id in &ids {
+                let Some(stored) = sessions.store.record(id)? else { continue };
+                let Ok(session) = serde_json::from_value::<StoredSession>(stored.value) else {
+                    continue;
+                };
+                // The token itself is not stored: the map is keyed by its hash.
+                open.insert(
+                    id.as_str().to_owned(),
+                    Session {
+                        user: session.user,
+                        started_at: session.started_at,
+                        last_seen_at: session.last_seen_at,
+                        version: stored.version,
+                        stored_last_seen_at: session.last_seen_at,
+                    },
+                );
+            }
+            if ids.len() < 500 {
+                break;
+            }
+            page = Page::after(last, 500);
+        }
+        drop(open);
+        Ok(sessions)
+    }
+
+    /// Starts a session, durably, and returns its token.
+    pub(crate) fn start(&self, user: &str, now: i64) -> Result<String, StoreError> {
         let token = new_token();
+        let stored = StoredSession {
+            user: user.to_owned(),
+            started_at: now,
+            last_seen_at: now,
+            ended_at: None,
+        };
+        let mut commit = Commit::at(now);
+        commit.records.push(session_write(&token, None, &stored));
+        self.store.commit(commit)?;
         lock(&self.open).insert(
-            token.clone(),
-            Session { user: user.to_owned(), started_at: now, last_seen_at: now },
+            session_id(&token).as_str().to_owned(),
+            Session {
+                user: user.to_owned(),
+                started_at: now,
+                last_seen_at: now,
+                version: 1,
+                stored_last_seen_at: now,
+            },
         );
-        token
+        Ok(token)
     }
 
     /// The user of a live session, which counts as activity; a session past either
     /// timeout ends here.
     pub(crate) fn touch(&self, token: &str, now: i64) -> Result<String, &'static str> {
+        let key = session_id(token).as_str().to_owned();
         let mut open = lock(&self.open);
-        let Some(session) = open.get_mut(token) else {
-            return Err("the session token is not valid; sign in again");
+        let Some(session) = open.get_mut(&key) else {
+            return Err(lock(&self.ended)
+                .get(&key)
+                .map_or("the session token is not valid; sign in again", |(_, why)| why));
         };
-        if now - session.started_at > ABSOLUTE_TIMEOUT_MS {
-            open.remove(token);
-            return Err("the session ended after 24 hours; sign in again");
-        }
-        if now - session.last_seen_at > IDLE_TIMEOUT_MS {
-            open.remove(token);
-            return Err("the session ended after 8 hours without activity; sign in again");
-        }
-        session.last_seen_at = session.last_seen_at.max(now);
-        Ok(session.user.clone())
+        let why = if now - session.started_at > ABSOLUTE_TIMEOUT_MS {
+            ENDED_OLD
+        } else if now - session.last_seen_at > IDLE_TIMEOUT_MS {
+            ENDED_IDLE
+        } else {
+            session.last_seen_at = session.last_seen_at.max(now);
+            return Ok(session.user.clone());
+        };
+        drop(open);
+        self.end(token, now, why);
+        Err(why)
     }
 
-    /// Ends a session.
-    pub(crate) fn end(&self, token: &str) {
-        lock(&self.open).remove(token);
+    /// Ends a session, durably: a signed-out token stays signed out after a restart.
+    /// A failure to write is logged; the session is gone from memory regardless.
+    pub(crate) fn end(&self, token: &str, now: i64, why: &'static str) {
+        let key = session_id(token).as_str().to_owned();
+        let Some(session) = lock(&self.open).remove(&key) else { return };
+        lock(&self.ended).insert(key, (now, why));
+        let stored = StoredSession {
+            user: session.user,
+            started_at: session.started_at,
+            last_seen_at: session.last_seen_at,
+            ended_at: Some(now),
+        };
+        let mut commit = Commit::at(now);
+        commit.records.push(session_write(token, Some(session.version), &stored));
+        if let Err(error) = self.store.commit(commit) {
+            eprintln!("error: ending a session in the store: {error}");
+        }
     }
 
-    /// Forgets sessions that ended more than a day ago; until then, a request with
-    /// an ended session is told why it ended.
+    /// Ends sessions past a timeout, writes recent activity (one commit for all), and
+    /// forgets why sessions ended after a day. Blocking: runs in the background round.
     pub(crate) fn prune(&self, now: i64) {
-        lock(&self.open).retain(|_, session| {
-            let ended = (session.started_at + ABSOLUTE_TIMEOUT_MS)
-                .min(session.last_seen_at + IDLE_TIMEOUT_MS);
-            now <= ended + ABSOLUTE_TIMEOUT_MS
-        });
+        let mut commit = Commit::at(now);
+        {
+            let mut open = lock(&self.open);
+            let mut ended = lock(&self.ended);
+            let mut expired = Vec::new();
+            for (key, session) in open.iter_mut() {
+                let why = if now - session.started_at > ABSOLUTE_TIMEOUT_MS {
+                    Some(ENDED_OLD)
+                } else if now - session.last_seen_at > IDLE_TIMEOUT_MS {
+                    Some(ENDED_IDLE)
+                } else {
+                    None
+                };
+                let timed_out = why.is_some();
+                if !timed_out
+                    && session.last_seen_at - session.stored_last_seen_at < ACTIVITY_WRITE_MS
+                {
+                    continue;
+                }
+                let stored = StoredSession {
+                    user: session.user.clone(),
+                    started_at: session.started_at,
+                    last_seen_at: session.last_seen_at,
+                    ended_at: timed_out.then_some(now),
+                };
+                commit.records.push(stored_write(
+                    RecordId::new(key.clone()),
+                    session.version,
+                    &stored,
+                ));
+                session.version += 1;
+                session.stored_last_seen_at = session.last_seen_at;
+                if let Some(why) = why {
+                    expired.push((key.clone(), why));
+                }
+            }
+            for (key, why) in expired {
+                open.remove(&key);
+                ended.insert(key, (now, why));
+            }
+            ended.retain(|_, (at, _)| now - *at <= ABSOLUTE_TIMEOUT_MS);
+        }
+        if !commit.records.is_empty() {
+            if let Err(error) = self.store.commit(commit) {
+                eprintln!("error: writing session activity to the store: {error}");
+            }
+        }
     }
 }
 
@@ -209,8 +391,10 @@ impl LoginLimiter {
 pub(crate) struct Caller {
     /// The user id.
     pub(crate) user: String,
-    /// The session token.
+    /// The session token, or the API token.
     pub(crate) token: String,
+    /// Whether the request came with an API token rather than a session.
+    pub(crate) api_token: bool,
 }
 
 /// The token of a request: `Authorization: Bearer <token>`, else the session cookie.
@@ -243,14 +427,31 @@ impl FromRequestParts<AppState> for Caller {
                 "sign in first: POST /api/session, then send `Authorization: Bearer <token>`",
             )
         })?;
-        let user =
-            state.sessions().touch(&token, state.engine().now()).map_err(Problem::unauthorized)?;
+        let now = state.engine().now();
+        if token.starts_with(TOKEN_PREFIX) {
+            let store = state.engine().store().clone();
+            let secret = token.clone();
+            // One read of the store; off the async threads like every store access.
+            let user =
+                tokio::task::spawn_blocking(move || tokens::user_of(store.as_ref(), &secret, now))
+                    .await
+                    .map_err(|error| Problem::failure(&error))?
+                    .map_err(|error| Problem::failure(&error))?
+                    .map_err(Problem::unauthorized)?;
+            if !state.knows_user(&user) {
+                return Err(Problem::unauthorized(
+                    "the token's user is no longer in the organisation",
+                ));
+            }
+            return Ok(Caller { user, token, api_token: true });
+        }
+        let user = state.sessions().touch(&token, now).map_err(Problem::unauthorized)?;
         // Someone who left the organisation is signed out at once.
         if !state.knows_user(&user) {
-            state.sessions().end(&token);
+            state.sessions().end(&token, now, "the user is no longer in the organisation");
             return Err(Problem::unauthorized("the user is no longer in the organisation"));
         }
-        Ok(Caller { user, token })
+        Ok(Caller { user, token, api_token: false })
     }
 }
 
@@ -269,10 +470,17 @@ mod tests {
         assert!(!verify_password("stagecraft", "not a hash"));
     }
 
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = stagecraft_store::SledStore::open(dir.path().join("data")).expect("store");
+        (dir, Arc::new(store))
+    }
+
     #[test]
     fn sessions_end_when_idle_or_old() {
-        let sessions = Sessions::default();
-        let token = sessions.start("rep01", 0);
+        let (_dir, store) = store();
+        let sessions = Sessions::load(store).expect("load");
+        let token = sessions.start("rep01", 0).expect("start");
         assert_eq!(token.len(), 64);
         assert_eq!(sessions.touch(&token, IDLE_TIMEOUT_MS).as_deref(), Ok("rep01"));
         // Kept alive every few hours, it still ends after 24 hours.
@@ -283,16 +491,38 @@ mod tests {
         }
         assert!(sessions.touch(&token, ABSOLUTE_TIMEOUT_MS + 1).is_err());
         assert!(sessions.touch(&token, 0).is_err(), "an ended session stays ended");
-        let idle = sessions.start("rep02", 0);
+        let idle = sessions.start("rep02", 0).expect("start");
         assert!(sessions.touch(&idle, IDLE_TIMEOUT_MS + 1).is_err());
         assert!(sessions.touch("unknown", 0).is_err());
-        // Ended sessions are forgotten a day later.
-        let old = sessions.start("rep03", 0);
-        sessions.prune(IDLE_TIMEOUT_MS + ABSOLUTE_TIMEOUT_MS);
-        assert_eq!(lock(&sessions.open).len(), 1);
-        sessions.prune(IDLE_TIMEOUT_MS + ABSOLUTE_TIMEOUT_MS + 1);
+        // The background round ends timed-out sessions nobody used again.
+        let old = sessions.start("rep03", 0).expect("start");
+        sessions.prune(ABSOLUTE_TIMEOUT_MS + 1);
         assert!(lock(&sessions.open).is_empty());
         assert!(sessions.touch(&old, 0).is_err());
+    }
+
+    #[test]
+    fn sessions_survive_a_restart_and_sign_outs_stay_signed_out() {
+        let (_dir, store) = store();
+        let sessions = Sessions::load(store.clone()).expect("load");
+        let kept = sessions.start("rep01", 0).expect("start");
+        let ended = sessions.start("rep02", 0).expect("start");
+        sessions.end(&ended, 1_000, "signed out");
+        // Activity older than the write interval reaches the store in the round.
+        assert!(sessions.touch(&kept, 2 * ACTIVITY_WRITE_MS).is_ok());
+        sessions.prune(2 * ACTIVITY_WRITE_MS);
+        drop(sessions);
+
+        let restarted = Sessions::load(store).expect("load again");
+        assert_eq!(lock(&restarted.open).len(), 1);
+        assert!(restarted.touch(&ended, 2_000).is_err());
+        // Idle time counts from the stored activity, not from the start.
+        let alive_until = 2 * ACTIVITY_WRITE_MS + IDLE_TIMEOUT_MS;
+        assert_eq!(restarted.touch(&kept, alive_until).as_deref(), Ok("rep01"));
+        assert!(
+            !format!("{:?}", restarted.store.record(&session_id(&kept))).contains(&kept),
+            "only a hash of the token is stored"
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Config {
     pub clock: ClockChoice,
     /// The cost of password hashes.
     pub password_cost: PasswordCost,
+    /// The notification settings file (`--notify`); without one, `notify.yaml` in the
+    /// data folder is read if it exists, else only the inbox (and e-mail through
+    /// `STAGECRAFT_SMTP_URL`) works.
+    pub notify: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             demo: None,
             clock: ClockChoice::System,
             password_cost: PasswordCost::Standard,
+            notify: None,
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum ServerError {
     /// The engine failed while the server was starting.
     #[error(transparent)]
     Engine(#[from] stagecraft_engine::EngineError),
+    /// The notification settings have mistakes; each is `file:line:col: message`.
+    #[error("the notification settings have mistakes:\n{0}")]
+    Notify(stagecraft_notify::ConfigError),
     /// The demo folder has no org file.
     #[error("there is no demo company in {0}: it has no company.org.yaml")]
     NoDemo(PathBuf),

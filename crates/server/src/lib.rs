@@ -27,7 +27,9 @@ mod pages;
 mod problem;
 mod server;
 mod state;
+mod tokens;
 mod uploads;
+mod watch;
 
 pub use api::{MAX_BODY_BYTES, app};
 pub use config::{ClockChoice, Config, PasswordCost};

@@ -5,7 +5,7 @@
 use axum::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use stagecraft_engine::EngineError;
 use stagecraft_runtime::{FieldProblem, Reason, Refusal};
 
@@ -17,13 +17,24 @@ pub(crate) struct Problem {
     kind: &'static str,
     title: &'static str,
     detail: String,
-    extra: Map<String, Value>,
+    errors: Vec<FieldProblem>,
+    reasons: Vec<Reason>,
+    version: Option<u64>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
     fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: String) -> Self {
-        Problem { status, kind, title, detail, extra: Map::new(), headers: Vec::new() }
+        Problem {
+            status,
+            kind,
+            title,
+            detail,
+            errors: Vec::new(),
+            reasons: Vec::new(),
+            version: None,
+            headers: Vec::new(),
+        }
     }
 
     /// 400: the body is not the JSON the endpoint takes.
@@ -105,7 +116,7 @@ impl Problem {
             .join("; ");
         let mut problem =
             Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-fields", "Invalid fields", detail);
-        problem.extra.insert("errors".into(), json!(problems));
+        problem.errors = problems;
         problem
     }
 
@@ -141,7 +152,7 @@ impl Problem {
         let detail = reasons.iter().map(|r| r.message_en.as_str()).collect::<Vec<_>>().join("; ");
         let mut problem =
             Self::new(StatusCode::CONFLICT, "gate-closed", "The move is not allowed", detail);
-        problem.extra.insert("reasons".into(), json!(reasons));
+        problem.reasons = reasons;
         problem
     }
 }
@@ -155,7 +166,7 @@ impl From<Refusal> for Problem {
             Refusal::Stale { actual, .. } => {
                 let mut problem =
                     Problem::new(StatusCode::CONFLICT, "stale-version", "The record changed", text);
-                problem.extra.insert("version".into(), json!(actual));
+                problem.version = Some(actual);
                 problem
             }
             Refusal::NotApplicable(detail) => Problem::not_applicable(detail),
@@ -191,20 +202,46 @@ impl From<EngineError> for Problem {
     }
 }
 
+/// The body of a problem answer (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ProblemDetails {
+    /// `urn:stagecraft:problem:<kind>`; stable, for clients to match on.
+    #[serde(rename = "type")]
+    kind: String,
+    /// A short summary of the kind of problem, in English.
+    title: &'static str,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong with this request, in English.
+    detail: String,
+    /// One entry per bad field (JSON pointer, message in Chinese and English).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldProblem>,
+    /// Why a move was refused: each closed gate, missing action or approval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<Reason>,
+    /// The record's current version, when the request named an older one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert("type".into(), json!(format!("urn:stagecraft:problem:{}", self.kind)));
-        body.insert("title".into(), json!(self.title));
-        body.insert("status".into(), json!(self.status.as_u16()));
-        body.insert("detail".into(), json!(self.detail));
-        body.extend(self.extra);
+        let body = ProblemDetails {
+            kind: format!("urn:stagecraft:problem:{}", self.kind),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+            errors: self.errors,
+            reasons: self.reasons,
+            version: self.version,
+        };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
-        let text = serde_json::to_string(&Value::Object(body)).unwrap_or_default();
+        let text = serde_json::to_string(&body).unwrap_or_default();
         (self.status, headers, text).into_response()
     }
 }

@@ -8,6 +8,7 @@ use crate::api::app;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::state::{AppState, Startup};
+use crate::watch::{self, Snapshot, Watcher};
 
 /// How often due timers fire and scheduled scans run.
 const TICK: Duration = Duration::from_secs(5);
@@ -38,6 +39,11 @@ impl Server {
         self.addr
     }
 
+    /// One line saying which notification channels are on.
+    pub fn notifications(&self) -> String {
+        self.state.notify_config().describe()
+    }
+
     /// What it loaded.
     pub fn startup(&self) -> &Startup {
         &self.startup
@@ -53,10 +59,21 @@ impl Server {
     async fn serve(self) -> Result<(), ServerError> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
         let ticker = tokio::spawn(tick(self.state.clone()));
+        // The delivery worker (`stagecraft-notify`): the outbox to inboxes, e-mail,
+        // chat robots and webhooks.
+        let notifier = stagecraft_notify::Notifier::new(
+            self.state.engine().clone(),
+            self.state.notify_config().clone(),
+        )
+        .map_err(std::io::Error::other)?;
+        let delivering = tokio::spawn(notifier.run());
+        let watcher = tokio::spawn(watch_packs(self.state.clone()));
         let served = axum::serve(listener, app(self.state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await;
         ticker.abort();
+        watcher.abort();
+        delivering.abort();
         // A round of timers may be running on a blocking thread; wait for it, so
         // that the store closes after its last commit.
         let state = self.state.clone();
@@ -80,6 +97,49 @@ async fn tick(state: AppState) {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => eprintln!("error: firing timers: {error}"),
             Err(error) => eprintln!("error: firing timers: {error}"),
+        }
+    }
+}
+
+/// Loads the packs again when their files change (see `watch.rs`), and says on the
+/// console what happened: the packs loaded, or each problem and that the running
+/// definitions stay.
+async fn watch_packs(state: AppState) {
+    let paths = state.pack_paths().to_vec();
+    let listing = paths.clone();
+    let Ok(first) = tokio::task::spawn_blocking(move || Snapshot::take(&listing)).await else {
+        return;
+    };
+    let mut watcher = Watcher::new(first);
+    let mut interval = tokio::time::interval(watch::POLL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let listing = paths.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || Snapshot::take(&listing)).await else {
+            continue;
+        };
+        if !watcher.poll(now) {
+            continue;
+        }
+        let loading = state.clone();
+        match tokio::task::spawn_blocking(move || loading.reload_packs()).await {
+            Ok(Ok(report)) => eprintln!(
+                "reloaded the packs: {} packs, {} warnings",
+                report.packs.len(),
+                report.warning_count()
+            ),
+            Ok(Err(report)) => {
+                for diagnostic in &report.diagnostics {
+                    eprintln!("{diagnostic}");
+                }
+                eprintln!(
+                    "error: the changed packs have {} errors; the running definitions stay \
+                     until they are fixed",
+                    report.error_count()
+                );
+            }
+            Err(error) => eprintln!("error: reloading the packs: {error}"),
         }
     }
 }

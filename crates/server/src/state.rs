@@ -48,8 +48,12 @@ struct Inner {
     /// Checked against when a username is unknown, so that a wrong username takes as
     /// long to refuse as a wrong password.
     decoy_hash: String,
+    /// The pack files and folders the definitions are loaded from.
+    pack_paths: Vec<PathBuf>,
     /// Where uploaded files are kept (`<data>/files`).
     files_dir: PathBuf,
+    /// The notification settings (channels, links, retries).
+    notify: stagecraft_notify::NotifyConfig,
 }
 
 impl AppState {
@@ -65,6 +69,12 @@ impl AppState {
             paths.push(org);
         }
         let (definitions, _) = stagecraft_pack::load(&paths).map_err(ServerError::Packs)?;
+        let notify_file = config.notify.clone().or_else(|| {
+            let default = config.data.join("notify.yaml");
+            default.is_file().then_some(default)
+        });
+        let notify = stagecraft_notify::NotifyConfig::load(notify_file.as_deref())
+            .map_err(ServerError::Notify)?;
         let packs = definitions.packs.len();
         let store = SledStore::open(&config.data)
             .map_err(|source| ServerError::Store { path: config.data.clone(), source })?;
@@ -82,15 +92,18 @@ impl AppState {
             Some(folder) => Some(demo::open(&engine, folder, config.password_cost)?),
             None => None,
         };
+        let sessions = Sessions::load(engine.store().clone())?;
         let state = AppState {
             inner: Arc::new(Inner {
                 engine,
                 manual_clock,
-                sessions: Sessions::default(),
+                sessions,
                 logins: LoginLimiter::default(),
                 maintenance: Mutex::new(()),
                 decoy_hash: hash_password(&new_token(), config.password_cost)?,
+                pack_paths: paths,
                 files_dir: config.data.join(crate::uploads::FILES_FOLDER),
+                notify,
             }),
         };
         Ok((state, Startup { packs, data: config.data.clone(), demo }))
@@ -118,6 +131,22 @@ impl AppState {
         &self.inner.decoy_hash
     }
 
+    /// The pack files and folders the definitions are loaded from.
+    pub(crate) fn pack_paths(&self) -> &[PathBuf] {
+        &self.inner.pack_paths
+    }
+
+    /// Loads the packs again; without errors they replace the running definitions
+    /// (and the org), with errors nothing changes and the report says why. Blocking.
+    pub(crate) fn reload_packs(&self) -> Result<stagecraft_pack::Report, stagecraft_pack::Report> {
+        self.inner.engine.reload_from(&self.inner.pack_paths)
+    }
+
+    /// The notification settings.
+    pub fn notify_config(&self) -> &stagecraft_notify::NotifyConfig {
+        &self.inner.notify
+    }
+
     /// The folder of uploaded files.
     pub(crate) fn files_dir(&self) -> &std::path::Path {
         &self.inner.files_dir
@@ -128,6 +157,18 @@ impl AppState {
         let org = self.inner.engine.org();
         let guard = org.read().unwrap_or_else(PoisonError::into_inner);
         read(&guard)
+    }
+
+    /// Whether `user` may see `record` (see `access.rs`).
+    pub(crate) fn may_read(&self, user: &str, record: &stagecraft_runtime::Record) -> bool {
+        let definitions = self.inner.engine.definitions();
+        self.with_org(|org| crate::access::can_read(&definitions, org, user, record))
+    }
+
+    /// Whether `user` may change `record` (see `access.rs`).
+    pub(crate) fn may_write(&self, user: &str, record: &stagecraft_runtime::Record) -> bool {
+        let definitions = self.inner.engine.definitions();
+        self.with_org(|org| crate::access::can_write(&definitions, org, user, record))
     }
 
     /// Whether the user is in the organisation.

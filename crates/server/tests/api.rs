@@ -82,7 +82,7 @@ impl Harness {
         };
         let demo = startup.demo.expect("the demo company");
         assert!(demo.created);
-        assert_eq!(demo.logins.len(), 21);
+        assert_eq!(demo.logins.len(), 24);
         Harness { app: app(state.clone()), state, _dir: dir }
     }
 
@@ -709,7 +709,7 @@ async fn a_bad_link_and_a_missing_field_are_reported_together() {
 
 // ----- who sees what -------------------------------------------------------------------------
 
-const EVERYONE: [&str; 21] = [
+const EVERYONE: [&str; 24] = [
     "admin",
     "director",
     "dept-head",
@@ -731,6 +731,9 @@ const EVERYONE: [&str; 21] = [
     "rep10",
     "rep11",
     "rep12",
+    "service-mgr",
+    "eng01",
+    "eng02",
 ];
 
 #[tokio::test]
@@ -984,7 +987,7 @@ fn the_demo_company_is_created_once() {
     let (state, startup) = AppState::open(&config).expect("second start");
     let demo = startup.demo.expect("demo");
     assert!(!demo.created);
-    assert_eq!(demo.logins.len(), 21);
+    assert_eq!(demo.logins.len(), 24);
     let definitions = state.engine().definitions();
     let again: usize = definitions
         .forms

@@ -799,3 +799,111 @@ async fn a_list_field_holds_several_files_each_checked() {
         "the file is larger than this field's limit of 10MB"
     );
 }
+
+// ----- the OpenAPI document ---------------------------------------------------------------
+
+/// Objects that list their properties allow no others: an answer may hold nothing the
+/// document does not name.
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
+}
+
+/// Checks an answer against the document's schema for its operation and status.
+#[track_caller]
+fn check(document: &Value, method: &str, path: &str, answer: &common::Answer) {
+    let operation = &document["paths"][path][method];
+    assert!(operation.is_object(), "{method} {path} is not in the document");
+    let response = &operation["responses"][answer.status.as_str()];
+    assert!(response.is_object(), "{method} {path} does not document {}", answer.status);
+    let content = response["content"].as_object().expect("a documented body");
+    let (_, media) = content.iter().next().expect("a media type");
+    let mut components = document["components"].clone();
+    close_objects(&mut components);
+    let mut schema = media["schema"].clone();
+    close_objects(&mut schema);
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": components,
+        "allOf": [schema],
+    });
+    let validator = jsonschema::validator_for(&root).expect("a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&answer.body)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{method} {path} {}: {errors:#?}\n{:#}", answer.status, answer.body);
+}
+
+#[tokio::test]
+async fn the_answers_are_what_the_openapi_document_says() {
+    let server = Harness::new();
+    let document = server.call(Method::GET, "/api/openapi.json", None, None).await.body;
+    for (method, path) in [
+        ("get", "/api/records/{form}"),
+        ("post", "/api/files"),
+        ("get", "/api/files/{id}"),
+        ("get", "/api/files/{id}/info"),
+        ("get", "/api/forms"),
+        ("get", "/api/forms/{form}"),
+        ("get", "/api/flows"),
+        ("get", "/api/flows/{flow}"),
+        ("get", "/api/org/me"),
+        ("get", "/api/org/users"),
+        ("get", "/api/org/departments"),
+    ] {
+        assert!(document["paths"][path][method].is_object(), "{method} {path} is not documented");
+    }
+    let rep = server.login("rep01").await;
+    let director = server.login("director").await;
+    for (path, uri, token) in [
+        ("/api/records/{form}", "/api/records/opportunity?limit=2", &director),
+        ("/api/records/{form}", "/api/records/opportunity?colour=red", &director),
+        ("/api/records/{form}", "/api/records/nothing", &director),
+        ("/api/forms", "/api/forms", &rep),
+        ("/api/forms/{form}", "/api/forms/opportunity", &rep),
+        ("/api/forms/{form}", "/api/forms/repair_request", &rep),
+        ("/api/forms/{form}", "/api/forms/nothing", &rep),
+        ("/api/flows", "/api/flows", &rep),
+        ("/api/flows/{flow}", "/api/flows/sales-pipeline", &rep),
+        ("/api/flows/{flow}", "/api/flows/contract-approval", &rep),
+        ("/api/flows/{flow}", "/api/flows/nothing", &rep),
+        ("/api/org/me", "/api/org/me", &director),
+        ("/api/org/users", "/api/org/users", &rep),
+        ("/api/org/departments", "/api/org/departments", &rep),
+    ] {
+        check(&document, "get", path, &server.get(uri, token).await);
+    }
+    let created = server.upload(&rep, "application/pdf", Some("a.pdf"), "%PDF-1.7").await;
+    check(&document, "post", "/api/files", &created);
+    for refused in [
+        server.upload(&rep, "text/html", None, "<p>").await,
+        server.upload(&rep, "application/pdf", None, "").await,
+    ] {
+        check(&document, "post", "/api/files", &refused);
+    }
+    let id = created.body["id"].as_str().expect("id");
+    check(
+        &document,
+        "get",
+        "/api/files/{id}/info",
+        &server.get(&format!("/api/files/{id}/info"), &rep).await,
+    );
+    let hidden = server.get(&format!("/api/files/{id}"), &director).await;
+    check(&document, "get", "/api/files/{id}", &hidden);
+    let download = server.get(&format!("/api/files/{id}"), &rep).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert!(
+        document["paths"]["/api/files/{id}"]["get"]["responses"]["200"]["content"]
+            .get("application/octet-stream")
+            .is_some()
+    );
+}

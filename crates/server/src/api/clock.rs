@@ -2,25 +2,42 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use stagecraft_runtime::Org;
 
 use super::{JsonBody, blocking, field_problem};
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
 /// The role that may move a manual clock.
 const ADMIN_ROLE: &str = "admin";
 
-#[derive(Deserialize)]
+/// A move of the clock: exactly one of `advance` and `now`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClockChange {
+    /// How far to move it on: a number and `m`, `h`, `d` or `w` (calendar time).
     #[serde(default)]
+    #[schema(example = "8d")]
     advance: Option<String>,
+    /// The time to set, RFC 3339.
     #[serde(default)]
+    #[schema(example = "2026-11-30T09:00:00+08:00")]
     now: Option<String>,
+}
+
+/// Where the clock is now, and what the move made happen.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ClockMoved {
+    /// The new time, RFC 3339.
+    now: String,
+    /// The new time, Unix milliseconds.
+    now_ms: i64,
+    /// How many timers (SLAs, reminders, escalations) fired.
+    timers_fired: usize,
+    /// How many records the scheduled scans looked at.
+    records_scanned: usize,
 }
 
 /// `30m`, `8h`, `3d`, `2w` in milliseconds (calendar time, not working time).
@@ -41,11 +58,22 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|at| at.to_rfc3339()).unwrap_or_default()
 }
 
+/// Moves the server's manual clock and fires what fell due. Exists only when the
+/// server runs with `--clock manual`; administrators only.
+#[utoipa::path(post, path = "/api/admin/clock", tag = "admin",
+    request_body = ClockChange,
+    responses(
+        (status = 200, description = "Moved", body = ClockMoved),
+        (status = 400, description = "A malformed body", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Neither or both of `advance` and `now`, or a value that cannot be read", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn move_clock(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(change): JsonBody<ClockChange>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ClockMoved>, Problem> {
     let is_admin = state.with_org(|org| org.roles_of(&caller.user).iter().any(|r| r == ADMIN_ROLE));
     if !is_admin {
         return Err(Problem::forbidden("only an administrator may move the clock"));
@@ -86,12 +114,12 @@ pub(crate) async fn move_clock(
     // What the move made due happens before the answer, not at the next tick.
     let (fired, scanned) =
         blocking(move || state.run_maintenance().map_err(|error| Problem::failure(&error))).await?;
-    Ok(Json(json!({
-        "now": rfc3339(now),
-        "now_ms": now,
-        "timers_fired": fired,
-        "records_scanned": scanned,
-    })))
+    Ok(Json(ClockMoved {
+        now: rfc3339(now),
+        now_ms: now,
+        timers_fired: fired,
+        records_scanned: scanned,
+    }))
 }
 
 #[cfg(test)]

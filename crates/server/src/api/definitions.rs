@@ -13,7 +13,7 @@ use stagecraft_pack::{CompiledForm, Definitions};
 
 use super::list::filterable;
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
 /// A text in both languages (a text written in one language is given in both).
@@ -77,7 +77,7 @@ pub(crate) struct FormList {
 #[utoipa::path(get, path = "/api/forms", tag = "definitions",
     responses(
         (status = 200, description = "The forms, by id", body = FormList),
-        (status = 401, description = "No live session"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn forms(State(state): State<AppState>, _caller: Caller) -> Json<FormList> {
     let definitions = state.engine().definitions();
@@ -135,8 +135,8 @@ pub(crate) struct FormDetail {
     params(("form" = String, Path, description = "The form id")),
     responses(
         (status = 200, description = "The form", body = FormDetail),
-        (status = 401, description = "No live session"),
-        (status = 404, description = "No such form"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn form(
     State(state): State<AppState>,
@@ -234,7 +234,7 @@ pub(crate) struct FlowList {
 #[utoipa::path(get, path = "/api/flows", tag = "definitions",
     responses(
         (status = 200, description = "The flows, by id", body = FlowList),
-        (status = 401, description = "No live session"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn flows(State(state): State<AppState>, _caller: Caller) -> Json<FlowList> {
     let definitions = state.engine().definitions();
@@ -267,8 +267,8 @@ pub(crate) struct FlowDetail {
     params(("flow" = String, Path, description = "The flow id")),
     responses(
         (status = 200, description = "The flow", body = FlowDetail),
-        (status = 401, description = "No live session"),
-        (status = 404, description = "No such flow"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such flow", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn flow(
     State(state): State<AppState>,

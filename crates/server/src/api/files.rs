@@ -44,9 +44,8 @@ use stagecraft_runtime::{FieldProblem, Record};
 use stagecraft_store::{Commit, IndexValue, Page, RecordId, RecordWrite};
 
 use super::{blocking, field_problem, query};
-use crate::access::can_read;
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
 /// The largest file accepted: 50 MiB, the largest `x-file.max_size` of the shipped
@@ -519,7 +518,7 @@ pub(crate) fn may_see(state: &AppState, user: &str, file: &FileInfo) -> Result<b
                     let Ok(record) = serde_json::from_value::<Record>(stored.value) else {
                         continue;
                     };
-                    if state.with_org(|org| can_read(org, user, &record)) {
+                    if state.may_read(user, &record) {
                         return Ok(true);
                     }
                 }
@@ -701,10 +700,10 @@ impl UploadQuery {
         description = "The file's bytes, sent with the file's own content type (any accepted type, not only PDF)"),
     responses(
         (status = 201, description = "Stored; `Location` names the download", body = FileInfo),
-        (status = 400, description = "An empty file, a bad name or parameter, or a body that broke off"),
-        (status = 401, description = "No live session"),
-        (status = 413, description = "Larger than 50 MiB"),
-        (status = 415, description = "A type that is not accepted, or content that does not match the declared type"),
+        (status = 400, description = "An empty file, a bad name or parameter, or a body that broke off", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 50 MiB", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "A type that is not accepted, or content that does not match the declared type", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
@@ -740,8 +739,8 @@ pub(crate) async fn upload(
     params(("id" = String, Path, description = "The file id")),
     responses(
         (status = 200, description = "The description", body = FileInfo),
-        (status = 401, description = "No live session"),
-        (status = 404, description = "No such file that the caller may see"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such file that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn info(
     State(state): State<AppState>,
@@ -796,8 +795,8 @@ fn content_disposition(name: &str) -> HeaderValue {
     params(("id" = String, Path, description = "The file id")),
     responses(
         (status = 200, description = "The file's bytes, with `Content-Disposition: attachment`", content_type = "application/octet-stream"),
-        (status = 401, description = "No live session"),
-        (status = 404, description = "No such file that the caller may see"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such file that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn download(
     State(state): State<AppState>,

@@ -17,9 +17,8 @@ use stagecraft_store::{IndexValue, Page, RecordId, StoreError};
 
 use super::records::known_form;
 use super::{blocking, query};
-use crate::access::can_read;
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
 /// Records per page unless `limit` says otherwise.
@@ -36,7 +35,6 @@ const BATCH: usize = 200;
 pub(crate) struct RecordPage {
     /// The records, as `GET /api/records/{form}/{id}` gives them: by creation time, or
     /// by id when filtered.
-    #[schema(value_type = Vec<Object>)]
     records: Vec<Record>,
     /// The cursor of the next page, or `null` when there is none.
     next: Option<String>,
@@ -264,7 +262,7 @@ fn scan(state: &AppState, user: &str, form: &str, listing: Listing) -> Result<Re
             let record: Record = serde_json::from_value(stored.value).map_err(|error| {
                 Problem::failure(&format!("stored record {id} cannot be read: {error}"))
             })?;
-            if !state.with_org(|org| can_read(org, user, &record)) {
+            if !state.may_read(user, &record) {
                 continue;
             }
             records.push(record);
@@ -294,9 +292,9 @@ fn scan(state: &AppState, user: &str, form: &str, listing: Listing) -> Result<Re
     params(("form" = String, Path, description = "The form id"), ListQuery),
     responses(
         (status = 200, description = "A page of records", body = RecordPage),
-        (status = 400, description = "A filter on a field that is not filterable (the answer lists those that are), a value of the wrong type, a bad `limit` or `cursor`"),
-        (status = 401, description = "No live session"),
-        (status = 404, description = "No such form"),
+        (status = 400, description = "A filter on a field that is not filterable (the answer lists those that are), a value of the wrong type, a bad `limit` or `cursor`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,

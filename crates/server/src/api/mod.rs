@@ -6,24 +6,29 @@
 
 mod clock;
 mod definitions;
+mod doc;
 pub(crate) mod files;
 mod list;
+mod notifications;
 mod org;
 mod query;
 pub(crate) mod records;
 pub(crate) mod session;
 pub(crate) mod tasks;
+mod tokens;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::routing::{get, post};
 use axum::{Json, middleware};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 use stagecraft_runtime::FieldProblem;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::headers::security_headers;
 use crate::problem::Problem;
@@ -32,35 +37,21 @@ use crate::state::AppState;
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The router of the whole API. The clock endpoint exists only on a manual clock.
+/// The router of the whole API, with its OpenAPI document served at
+/// `/api/openapi.json`. Routes and document are built by the same calls, so the
+/// document lists exactly the routes there are. The clock endpoint exists only on a
+/// manual clock.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/session", post(session::login).delete(session::logout))
-        .route("/api/tasks", get(tasks::tasks))
-        .route("/api/records/{form}", get(list::list).post(records::create))
-        .route("/api/records/{form}/{id}", get(records::read).patch(records::update))
-        .route("/api/records/{form}/{id}/transitions", post(records::transition))
-        .route("/api/records/{form}/{id}/approvals/{approval}", post(records::decide))
-        .route("/api/records/{form}/{id}/events", get(records::events))
-        // Uploads stream to disk with a limit of their own.
-        .route(
-            "/api/files",
-            post(files::upload).layer(DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES)),
-        )
-        .route("/api/files/{id}", get(files::download))
-        .route("/api/files/{id}/info", get(files::info))
-        .route("/api/forms", get(definitions::forms))
-        .route("/api/forms/{form}", get(definitions::form))
-        .route("/api/flows", get(definitions::flows))
-        .route("/api/flows/{flow}", get(definitions::flow))
-        .route("/api/org/me", get(org::me))
-        .route("/api/org/users", get(org::users))
-        .route("/api/org/departments", get(org::departments));
-    if state.manual_clock().is_some() {
-        router = router.route("/api/admin/clock", post(clock::move_clock));
-    }
+    let (router, document) = api_router(&state).split_for_parts();
+    let document = std::sync::Arc::new(document);
     router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
         // The HTML pages: a plain router, outside the OpenAPI document.
         .merge(crate::pages::router())
         .fallback(not_found)
@@ -70,8 +61,54 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The documented routes.
+fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(session::login, session::logout))
+        .routes(routes!(tasks::tasks))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(records::create, list::list))
+        .routes(routes!(records::read, records::update))
+        .routes(routes!(records::transition))
+        .routes(routes!(records::decide))
+        .routes(routes!(records::resubmit))
+        .routes(routes!(records::events))
+        // Uploads stream to disk with a limit of their own.
+        .routes(routes!(files::upload).layer(DefaultBodyLimit::max(files::MAX_UPLOAD_BYTES)))
+        .routes(routes!(files::download))
+        .routes(routes!(files::info))
+        .routes(routes!(definitions::forms))
+        .routes(routes!(definitions::form))
+        .routes(routes!(definitions::flows))
+        .routes(routes!(definitions::flow))
+        .routes(routes!(org::me))
+        .routes(routes!(org::users))
+        .routes(routes!(org::departments))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::read))
+        .routes(routes!(notifications::preferences, notifications::set_preferences))
+        .routes(routes!(notifications::dead_letters))
+        .routes(routes!(notifications::retry))
+        .routes(routes!(notifications::preview));
+    if state.manual_clock().is_some() {
+        router = router.routes(routes!(clock::move_clock));
+    }
+    router
+}
+
+/// The answer of `GET /healthz`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok` while the server answers.
+    status: &'static str,
+}
+
+/// Whether the server is up; needs no sign-in.
+#[utoipa::path(get, path = "/healthz", tag = "server", security(()), responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 async fn not_found() -> Problem {

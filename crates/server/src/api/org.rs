@@ -10,7 +10,7 @@ use stagecraft_runtime::Directory;
 
 use super::definitions::Label;
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
 /// A person.
@@ -94,7 +94,7 @@ fn me_of(org: &Directory, user: &User) -> Me {
 #[utoipa::path(get, path = "/api/org/me", tag = "org",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "No live session"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, Problem> {
     state.with_org(|org| {
@@ -115,7 +115,7 @@ pub(crate) struct People {
 #[utoipa::path(get, path = "/api/org/users", tag = "org",
     responses(
         (status = 200, description = "The people, by id", body = People),
-        (status = 401, description = "No live session"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn users(State(state): State<AppState>, _caller: Caller) -> Json<People> {
     Json(state.with_org(|org| People { users: org.users().map(Person::of).collect() }))
@@ -156,7 +156,7 @@ pub(crate) struct Departments {
 #[utoipa::path(get, path = "/api/org/departments", tag = "org",
     responses(
         (status = 200, description = "The departments, by id", body = Departments),
-        (status = 401, description = "No live session"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn departments(
     State(state): State<AppState>,

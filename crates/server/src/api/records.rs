@@ -10,12 +10,11 @@ use serde_json::{Map, Value, json};
 use stagecraft_engine::{EngineError, Target};
 use stagecraft_model::{FieldName, Id};
 use stagecraft_runtime::{Command, FieldProblem, Record, create_problems};
-use stagecraft_store::RecordId;
+use stagecraft_store::{RecordId, StoredEvent};
 
 use super::{JsonBody, blocking, field_problem};
-use crate::access::{can_read, can_write};
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
 /// The longest idempotency key accepted.
@@ -59,7 +58,7 @@ pub(crate) fn visible(
         Problem::failure(&format!("stored record {id} cannot be read: {error}"))
     })?;
     let (readable, writable) =
-        state.with_org(|org| (can_read(org, user, &record), can_write(org, user, &record)));
+        (state.may_read(user, &record), state.may_write(user, &record));
     if !readable {
         return Err(missing());
     }
@@ -128,9 +127,12 @@ fn record_response(status: StatusCode, record: &Record) -> Response {
     (status, [(LOCATION, location)], Json(json!(record))).into_response()
 }
 
-#[derive(Deserialize)]
+/// A new record.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRecord {
+    /// The form's fields, as its JSON Schema (`GET /api/forms/{form}`) describes them.
+    #[schema(value_type = Object)]
     fields: Map<String, Value>,
 }
 
@@ -151,6 +153,22 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     }
 }
 
+/// Creates a record of a form (and starts the form's flow). With an `Idempotency-Key`,
+/// a repeated request answers the record the first one made (200) instead of making
+/// another.
+#[utoipa::path(post, path = "/api/records/{form}", tag = "records",
+    params(("form" = String, Path, description = "The form id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; the same key from the same user makes one record")),
+    request_body = NewRecord,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = Record),
+        (status = 200, description = "Made before by a request with the same idempotency key", body = Record),
+        (status = 400, description = "A malformed body or idempotency key", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Fields the form refuses, one entry per field", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,6 +205,15 @@ pub(crate) async fn create(
     .await
 }
 
+/// A record: its fields, owner, flow state (stage, key actions done, approvals) and
+/// open tasks.
+#[utoipa::path(get, path = "/api/records/{form}/{id}", tag = "records",
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id")),
+    responses(
+        (status = 200, description = "The record", body = Record),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -195,13 +222,30 @@ pub(crate) async fn read(
     blocking(move || visible(&state, &caller.user, &form, &id, Access::Read).map(Json)).await
 }
 
-#[derive(Deserialize)]
+/// A change of some fields.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Change {
+    /// The version the change was made on; an older one is refused (409).
     version: u64,
+    /// The fields to set; `null` clears a field.
+    #[schema(value_type = Object)]
     fields: Map<String, Value>,
 }
 
+/// Changes fields of a record (which may complete key actions).
+#[utoipa::path(patch, path = "/api/records/{form}/{id}", tag = "records",
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id")),
+    request_body = Change,
+    responses(
+        (status = 200, description = "The changed record", body = Record),
+        (status = 400, description = "A malformed body", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may see the record but not change it", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "The record changed since `version`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Fields the form refuses", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,12 +264,28 @@ pub(crate) async fn update(
     .await
 }
 
-#[derive(Deserialize)]
+/// A move to another stage.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Move {
+    /// The stage id.
     to: String,
 }
 
+/// Moves a record to another stage of its flow. A refusal says why: each closed
+/// gate, missing field, key action or approval (`reasons`).
+#[utoipa::path(post, path = "/api/records/{form}/{id}/transitions", tag = "records",
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id")),
+    request_body = Move,
+    responses(
+        (status = 200, description = "Moved", body = Record),
+        (status = 400, description = "A malformed body", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may not make this move", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "The gates do not allow the move (`reasons`), or the move does not apply", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Fields the stage requires are missing", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn transition(
     State(state): State<AppState>,
     caller: Caller,
@@ -239,14 +299,30 @@ pub(crate) async fn transition(
     .await
 }
 
-#[derive(Deserialize)]
+/// A decision on an approval.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Decision {
+    /// Approve (`true`) or reject.
     approve: bool,
+    /// Why; required for a rejection.
     #[serde(default)]
     reason: Option<String>,
 }
 
+/// Approves or rejects a pending approval of the record's stage.
+#[utoipa::path(post, path = "/api/records/{form}/{id}/approvals/{approval}", tag = "records",
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"), ("approval" = String, Path, description = "The approval id")),
+    request_body = Decision,
+    responses(
+        (status = 200, description = "Decided", body = Record),
+        (status = 400, description = "A malformed body", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an approver", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "No such pending approval", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "A rejection without a reason", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn decide(
     State(state): State<AppState>,
     caller: Caller,
@@ -265,6 +341,28 @@ pub(crate) async fn decide(
     .await
 }
 
+/// Asks again for a rejected approval, once what the approver asked for is done.
+#[utoipa::path(post, path = "/api/records/{form}/{id}/approvals/{approval}/resubmit", tag = "records",
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"), ("approval" = String, Path, description = "The approval id")),
+    responses(
+        (status = 200, description = "Pending again; the approvers have the task again", body = Record),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may see the record but not change it", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "The approval is not rejected", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn resubmit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((form, id, approval)): Path<(String, String, String)>,
+) -> Result<Json<Record>, Problem> {
+    blocking(move || {
+        visible(&state, &caller.user, &form, &id, Access::Write)?;
+        run(&state, &caller, id, Command::Resubmit { approval: Id::from(approval.as_str()) })
+    })
+    .await
+}
+
 /// Runs a command on an existing record as the caller.
 fn run(
     state: &AppState,
@@ -277,11 +375,26 @@ fn run(
     Ok(Json(executed.record))
 }
 
+/// The history of a record.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EventList {
+    /// Oldest first.
+    events: Vec<StoredEvent>,
+}
+
+/// The history of a record: every change, move, decision, breach and escalation.
+#[utoipa::path(get, path = "/api/records/{form}/{id}/events", tag = "records",
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id")),
+    responses(
+        (status = 200, description = "The events, oldest first", body = EventList),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such form, or no such record that the caller may see", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path((form, id)): Path<(String, String)>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<EventList>, Problem> {
     blocking(move || {
         visible(&state, &caller.user, &form, &id, Access::Read)?;
         let events = state
@@ -289,7 +402,7 @@ pub(crate) async fn events(
             .store()
             .events_of(&RecordId::new(id))
             .map_err(|error| Problem::failure(&error))?;
-        Ok(Json(json!({"events": events})))
+        Ok(Json(EventList { events }))
     })
     .await
 }

@@ -4,23 +4,45 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use stagecraft_runtime::{FieldProblem, Org};
 
 use super::{JsonBody, blocking, field_problem};
 use crate::auth::{ABSOLUTE_TIMEOUT_MS, Caller, SESSION_COOKIE, stored_hash, verify_password};
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+/// A sign-in.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
+    /// The username (case does not matter).
     username: String,
+    /// The password.
     password: String,
+}
+
+/// A new session.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionStarted {
+    /// Send it as `Authorization: Bearer <token>`; browsers get it as a cookie too.
+    token: String,
+    /// Who signed in.
+    user: SessionUser,
+}
+
+/// The person who signed in.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionUser {
+    /// The user id.
+    id: String,
+    /// The name.
+    name: String,
+    /// The roles they hold.
+    roles: Vec<String>,
 }
 
 /// A successful sign-in: the new session's token and who signed in.
@@ -110,7 +132,16 @@ pub(crate) async fn sign_in(
         return Err(LoginRefused::Wrong);
     }
     state.logins().succeeded(&counted);
-    let token = state.sessions().start(&user, state.engine().now());
+    let starting = state.clone();
+    let owner = user.clone();
+    let token = blocking(move || {
+        starting
+            .sessions()
+            .start(&owner, starting.engine().now())
+            .map_err(|error| Problem::failure(&error))
+    })
+    .await
+    .map_err(LoginRefused::Failed)?;
     let (name, roles) = state.with_org(|org| {
         (org.user(&user).map(|person| person.name.clone()).unwrap_or_default(), org.roles_of(&user))
     });
@@ -130,18 +161,50 @@ pub(crate) fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")
 }
 
+/// Signs in: answers a token and sets the session cookie. Five failures for one
+/// username within a minute lock it for the rest of that minute.
+#[utoipa::path(post, path = "/api/session", tag = "session", security(()), request_body = Login,
+    responses(
+        (status = 200, description = "Signed in", body = SessionStarted),
+        (status = 401, description = "Wrong username or password", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "An empty username or password", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed sign-ins", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Response, Problem> {
     let SignedIn { token, user, name, roles } =
         sign_in(&state, &login.username, login.password).await?;
+    // The cookie is rotated: a session the browser came with ends here.
+    if let Some(old) = crate::pages::cookie(&headers, SESSION_COOKIE) {
+        let ending = state.clone();
+        blocking(move || {
+            let why = "signed in again; the new session replaces this one";
+            ending.sessions().end(&old, ending.engine().now(), why);
+            Ok(())
+        })
+        .await?;
+    }
     let cookie = session_cookie(&token);
-    let body = json!({"token": token, "user": {"id": user, "name": name, "roles": roles}});
+    let body = SessionStarted { token, user: SessionUser { id: user, name, roles } };
     Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
+/// Signs out: ends the session and clears the cookie.
+#[utoipa::path(delete, path = "/api/session", tag = "session",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn logout(State(state): State<AppState>, caller: Caller) -> Response {
-    state.sessions().end(&caller.token);
+    let ending = state.clone();
+    // Ending writes to the store; a failure is logged there and the session is gone.
+    let _ = blocking(move || {
+        ending.sessions().end(&caller.token, ending.engine().now(), "signed out; sign in again");
+        Ok(())
+    })
+    .await;
     (StatusCode::NO_CONTENT, [(SET_COOKIE, cleared_session_cookie())]).into_response()
 }

@@ -2,20 +2,33 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 use stagecraft_runtime::Org;
 use stagecraft_store::StoredTask;
 
 use super::blocking;
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDetails};
 use crate::state::AppState;
 
+/// The caller's open tasks.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskList {
+    /// Soonest due first; tasks without a due date last.
+    tasks: Vec<StoredTask>,
+}
+
+/// The open tasks of the caller and of the roles they hold.
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks",
+    responses(
+        (status = 200, description = "The open tasks", body = TaskList),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
 pub(crate) async fn tasks(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, Problem> {
-    blocking(move || Ok(Json(json!({"tasks": open_tasks(&state, &caller.user)?})))).await
+) -> Result<Json<TaskList>, Problem> {
+    blocking(move || Ok(Json(TaskList { tasks: open_tasks(&state, &caller.user)? }))).await
 }
 
 /// The open tasks of `user` and of the roles they hold, soonest due first (tasks
