@@ -409,6 +409,43 @@ async fn an_idempotency_key_makes_one_record() {
 }
 
 #[tokio::test]
+async fn a_repeated_move_or_decision_with_its_idempotency_key_happens_once() {
+    let server = Harness::new();
+    let token = server.login("rep01").await;
+    let deal = server.deal("rep01").await;
+    let uri = record_uri(&deal);
+    server
+        .patch(&uri, &token, json!({"version": deal["version"], "fields": {"region": "east"}}))
+        .await
+        .expect(StatusCode::OK);
+    let request = |token: &str, key: &str| {
+        Request::post(format!("{uri}/transitions"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(json!({"to": "first_contact"}).to_string()))
+            .expect("request")
+    };
+    let first = server.send(request(&token, "move-1")).await.expect(StatusCode::OK);
+    // The answer to the first request was lost; the client sends it again.
+    let again = server.send(request(&token, "move-1")).await.expect(StatusCode::OK);
+    assert_eq!(again.body["flow"]["stage"], "first_contact");
+    assert_eq!(again.body["version"], first.body["version"]);
+    let events = server.get(&format!("{uri}/events"), &token).await.expect(StatusCode::OK).body;
+    let moves = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event["kind"] == "stage_changed" && event["data"]["to"] == "first_contact")
+        .count();
+    assert_eq!(moves, 1, "{events:#}");
+    // Without the key the repeat is a request of its own, and the flow refuses it.
+    let plain =
+        server.post(&format!("{uri}/transitions"), &token, json!({"to": "first_contact"})).await;
+    assert!(plain.status.is_client_error(), "{:#}", plain.body);
+}
+
+#[tokio::test]
 async fn missing_and_invalid_fields_are_422_with_pointers() {
     let server = Harness::new();
     let token = server.login("rep01").await;

@@ -259,7 +259,7 @@ pub(crate) async fn update(
             return Err(Problem::invalid(problems));
         }
         let command = Command::Update { expected_version: change.version, fields: change.fields };
-        run(&state, &caller, id, command)
+        run(&state, &caller, (&form, id), command, None)
     })
     .await
 }
@@ -275,7 +275,8 @@ pub(crate) struct Move {
 /// Moves a record to another stage of its flow. A refusal says why: each closed
 /// gate, missing field, key action or approval (`reasons`).
 #[utoipa::path(post, path = "/api/records/{form}/{id}/transitions", tag = "records",
-    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id")),
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a repeat with the same key from the same user changes nothing more and answers the record as it is")),
     request_body = Move,
     responses(
         (status = 200, description = "Moved", body = Record),
@@ -290,11 +291,14 @@ pub(crate) async fn transition(
     State(state): State<AppState>,
     caller: Caller,
     Path((form, id)): Path<(String, String)>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<Move>,
 ) -> Result<Json<Record>, Problem> {
+    let key = scoped_key(&headers, "transition", &caller, &form, &id)?;
     blocking(move || {
         visible(&state, &caller.user, &form, &id, Access::Write)?;
-        run(&state, &caller, id, Command::Transition { to: Id::from(body.to.as_str()) })
+        let command = Command::Transition { to: Id::from(body.to.as_str()) };
+        run(&state, &caller, (&form, id), command, key)
     })
     .await
 }
@@ -312,7 +316,8 @@ pub(crate) struct Decision {
 
 /// Approves or rejects a pending approval of the record's stage.
 #[utoipa::path(post, path = "/api/records/{form}/{id}/approvals/{approval}", tag = "records",
-    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"), ("approval" = String, Path, description = "The approval id")),
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"), ("approval" = String, Path, description = "The approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a repeat with the same key from the same user changes nothing more and answers the record as it is")),
     request_body = Decision,
     responses(
         (status = 200, description = "Decided", body = Record),
@@ -327,8 +332,10 @@ pub(crate) async fn decide(
     State(state): State<AppState>,
     caller: Caller,
     Path((form, id, approval)): Path<(String, String, String)>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<Decision>,
 ) -> Result<Json<Record>, Problem> {
+    let key = scoped_key(&headers, &format!("decide/{approval}"), &caller, &form, &id)?;
     blocking(move || {
         visible(&state, &caller.user, &form, &id, Access::Write)?;
         let command = Command::Decide {
@@ -336,14 +343,15 @@ pub(crate) async fn decide(
             approve: body.approve,
             reason: body.reason,
         };
-        run(&state, &caller, id, command)
+        run(&state, &caller, (&form, id), command, key)
     })
     .await
 }
 
 /// Asks again for a rejected approval, once what the approver asked for is done.
 #[utoipa::path(post, path = "/api/records/{form}/{id}/approvals/{approval}/resubmit", tag = "records",
-    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"), ("approval" = String, Path, description = "The approval id")),
+    params(("form" = String, Path, description = "The form id"), ("id" = String, Path, description = "The record id"), ("approval" = String, Path, description = "The approval id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 128 visible ASCII characters; a repeat with the same key from the same user changes nothing more and answers the record as it is")),
     responses(
         (status = 200, description = "Pending again; the approvers have the task again", body = Record),
         (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
@@ -355,24 +363,46 @@ pub(crate) async fn resubmit(
     State(state): State<AppState>,
     caller: Caller,
     Path((form, id, approval)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Json<Record>, Problem> {
+    let key = scoped_key(&headers, &format!("resubmit/{approval}"), &caller, &form, &id)?;
     blocking(move || {
         visible(&state, &caller.user, &form, &id, Access::Write)?;
-        run(&state, &caller, id, Command::Resubmit { approval: Id::from(approval.as_str()) })
+        let command = Command::Resubmit { approval: Id::from(approval.as_str()) };
+        run(&state, &caller, (&form, id), command, key)
     })
     .await
 }
 
-/// Runs a command on an existing record as the caller.
+/// The caller's `Idempotency-Key` for one kind of request on one record: the same key
+/// from someone else, or for another request, is another request.
+fn scoped_key(
+    headers: &HeaderMap,
+    request: &str,
+    caller: &Caller,
+    form: &str,
+    id: &str,
+) -> Result<Option<String>, Problem> {
+    Ok(idempotency_key(headers)?.map(|key| format!("{request}/{}/{form}/{id}/{key}", caller.user)))
+}
+
+/// Runs a command on an existing record as the caller. A repeat of a request with the
+/// same idempotency key changes nothing and answers the record as it is now.
 fn run(
     state: &AppState,
     caller: &Caller,
-    id: String,
+    (form, id): (&str, String),
     command: Command,
+    key: Option<String>,
 ) -> Result<Json<Record>, Problem> {
-    let executed =
-        state.engine().execute(Some(&caller.user), Target::Existing(id), command, None)?;
-    Ok(Json(executed.record))
+    let target = Target::Existing(id.clone());
+    match state.engine().execute(Some(&caller.user), target, command, key.as_deref()) {
+        Ok(executed) => Ok(Json(executed.record)),
+        Err(EngineError::Duplicate(_)) => {
+            visible(state, &caller.user, form, &id, Access::Read).map(Json)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The history of a record.
