@@ -5,16 +5,9 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{Harness, config};
+use common::Harness;
 use serde_json::{Map, Value, json};
-use stagecraft_server::{AppState, ClockChoice, app};
-
-/// A server on the system clock (the clock endpoint does not exist there).
-fn on_system_clock() -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (state, _) = AppState::open(&config(dir.path(), ClockChoice::System)).expect("start");
-    Harness { app: app(state.clone()), state, dir }
-}
+use stagecraft_server::ClockChoice;
 
 /// Calls the server; the status and the JSON body (null when empty).
 async fn call(
@@ -90,7 +83,7 @@ async fn the_document_is_openapi_3_1_and_every_operation_it_lists_is_routed() {
 
 #[tokio::test]
 async fn without_a_manual_clock_the_clock_endpoint_is_neither_routed_nor_documented() {
-    let server = on_system_clock();
+    let server = Harness::with_clock(ClockChoice::System);
     let document = document(&server).await;
     assert!(document["paths"].get("/api/admin/clock").is_none());
     let admin = server.login("admin").await;

@@ -80,12 +80,28 @@ pub(crate) fn config(dir: &Path, clock: ClockChoice) -> Config {
 
 impl Harness {
     pub(crate) fn new() -> Self {
+        Self::with_clock(ClockChoice::Manual)
+    }
+
+    /// A server on a fresh data folder with the given clock.
+    pub(crate) fn with_clock(clock: ClockChoice) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (state, _) = match AppState::open(&config(dir.path(), ClockChoice::Manual)) {
+        let (state, _) = match AppState::open(&config(dir.path(), clock)) {
             Ok(opened) => opened,
             Err(error) => panic!("the server must start: {error}"),
         };
         Harness { app: app(state.clone()), state, dir }
+    }
+
+    /// Moves the manual clock as admin.
+    pub(crate) async fn clock(&self, change: Value) -> Value {
+        let admin = self.login("admin").await;
+        self.post("/api/admin/clock", &admin, change).await.expect(StatusCode::OK).body
+    }
+
+    /// The ids of the first 20 deals of a user.
+    pub(crate) fn deals_of(&self, user: &str) -> Vec<String> {
+        self.indexed("opportunity", "owner", user).into_iter().take(20).collect()
     }
 
     /// The data folder.
