@@ -57,8 +57,7 @@ pub(crate) fn visible(
     let record: Record = serde_json::from_value(stored.value).map_err(|error| {
         Problem::failure(&format!("stored record {id} cannot be read: {error}"))
     })?;
-    let (readable, writable) =
-        (state.may_read(user, &record), state.may_write(user, &record));
+    let (readable, writable) = (state.may_read(user, &record), state.may_write(user, &record));
     if !readable {
         return Err(missing());
     }
