@@ -17,6 +17,7 @@ fn repo() -> PathBuf {
 
 struct Harness {
     app: Router,
+    state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -123,7 +124,7 @@ impl Harness {
             Ok(opened) => opened,
             Err(error) => panic!("the server must start: {error}"),
         };
-        Harness { app: app(state), _dir: dir }
+        Harness { app: app(state.clone()), state, _dir: dir }
     }
 
     async fn send(&self, request: Request<Body>) -> Answer {
@@ -179,6 +180,29 @@ impl Harness {
     /// The CSRF token of a signed-in browser, from its workbench.
     async fn csrf(&self, browser: &Browser) -> String {
         self.get("/ui", Some(&browser.cookie)).await.page(StatusCode::OK).csrf()
+    }
+
+    /// One round of the notification worker: the outbox rows to inboxes.
+    async fn deliver(&self) {
+        let notifier = stagecraft_notify::Notifier::new(
+            self.state.engine().clone(),
+            self.state.notify_config().clone(),
+        )
+        .expect("a notifier");
+        notifier.round().await.expect("a delivery round");
+    }
+
+    /// How many of a person's notifications are unread, from the inbox itself.
+    fn unread(&self, user: &str) -> usize {
+        stagecraft_notify::inbox::unread_count(self.state.engine().store().as_ref(), user)
+            .expect("the unread count")
+    }
+
+    /// A person's notifications, newest first.
+    fn inbox(&self, user: &str) -> Vec<stagecraft_notify::InboxItem> {
+        stagecraft_notify::inbox::list(self.state.engine().store().as_ref(), user, None, 200)
+            .expect("the inbox")
+            .items
     }
 
     /// Creates a customer through the form; the record page's path.
@@ -679,4 +703,167 @@ async fn a_form_with_a_file_stores_it_through_the_upload_api() {
     assert!(page.body.contains("调研表.pdf"), "{}", page.body);
     assert!(page.body.contains("href=\"/api/files/"));
     let _: Value = json!(null);
+}
+
+/// Reports an urgent repair through the form (rep01 is the reporter): the request
+/// enters its first stage, which notifies the service manager, and the urgent-repair
+/// alert notifies the service manager and the engineers. The record page's path.
+async fn report_urgent_repair(harness: &Harness) -> String {
+    let rep = harness.sign_in("rep01").await;
+    let customer = harness.new_customer(&rep, "苏州汽配厂").await;
+    let customer_id = customer.rsplit('/').next().expect("id").to_owned();
+    let csrf = harness.csrf(&rep).await;
+    let answer = harness
+        .post(
+            "/ui/records/repair_request",
+            Some(&rep.cookie),
+            &[
+                ("_csrf", &csrf),
+                ("customer", &customer_id),
+                ("equipment", "数控冲床 <CP-200>"),
+                ("description", "主轴异响"),
+                ("urgency", "high"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let location = answer.header("location").to_owned();
+    assert!(location.starts_with("/ui/records/repair_request/"), "{location}");
+    harness.deliver().await;
+    location
+}
+
+#[tokio::test]
+async fn a_stage_notification_and_an_alert_land_in_the_inbox_page_with_the_unread_count() {
+    let harness = Harness::new();
+    let repair = report_urgent_repair(&harness).await;
+    let unread = harness.unread("service-mgr");
+    assert!(unread >= 2, "the stage's notification and the alert: {unread}");
+    let items = harness.inbox("service-mgr");
+    assert_eq!(items.len(), unread);
+
+    let manager = harness.sign_in("service-mgr").await;
+    // Every signed-in page shows the unread count in its header.
+    let home = harness.get("/ui", Some(&manager.cookie)).await.page(StatusCode::OK);
+    assert!(home.body.contains(&format!("收件箱 ({unread})")), "{}", home.body);
+    assert!(home.body.contains("href=\"/ui/inbox\""));
+    let record = harness.get(&repair, Some(&manager.cookie)).await.page(StatusCode::OK);
+    assert!(record.body.contains(&format!("收件箱 ({unread})")));
+
+    let page = harness.get("/ui/inbox", Some(&manager.cookie)).await.page(StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains(&format!("<title>收件箱 ({unread}) · Stagecraft</title>")), "{body}");
+    // Newest first, each unread, with its text and the link to the repair request.
+    let mut last = 0;
+    for item in &items {
+        let at = body.find(&format!("id=\"note-{}\"", item.id)).expect("the item is listed");
+        assert!(at > last, "newest first");
+        last = at;
+        assert!(body.contains(&format!("<li class=\"note unread\" id=\"note-{}\"", item.id)));
+        assert!(body.contains(&format!("action=\"/ui/inbox/{}/read\"", item.id)));
+    }
+    assert!(items.windows(2).all(|pair| pair[0].id > pair[1].id));
+    assert!(
+        body.contains("<strong>紧急报修（已停产）：数控冲床 &lt;CP-200&gt;</strong>"),
+        "{body}"
+    );
+    assert!(body.contains("<strong>新报修：数控冲床 &lt;CP-200&gt;</strong>"), "{body}");
+    assert!(body.contains("请在 4 个工作小时内指定维修工程师"), "the text: {body}");
+    assert!(body.contains(&format!("href=\"{repair}\"")), "{body}");
+    assert!(body.contains("标为已读") && body.contains("查看记录"));
+    // What people typed is escaped here too.
+    assert!(!body.contains("<CP-200>"));
+    // Someone who got nothing has an empty inbox.
+    let rep = harness.sign_in("rep02").await;
+    let empty = harness.get("/ui/inbox", Some(&rep.cookie)).await.page(StatusCode::OK);
+    assert!(empty.body.contains("收件箱 (0)") && empty.body.contains("暂无通知。"));
+
+    // In English.
+    let english =
+        harness.get("/ui/inbox?lang=en", Some(&manager.cookie)).await.page(StatusCode::OK);
+    assert!(english.body.contains(&format!("Inbox ({unread})")));
+    assert!(english.body.contains("Mark as read") && english.body.contains("Open the record"));
+
+    // Paging: older than the newest one.
+    let older = harness
+        .get(&format!("/ui/inbox?before={}", items[0].id), Some(&manager.cookie))
+        .await
+        .page(StatusCode::OK);
+    assert!(!older.body.contains(&format!("id=\"note-{}\"", items[0].id)));
+    assert!(older.body.contains(&format!("id=\"note-{}\"", items[1].id)));
+    assert!(older.body.contains("id=\"inbox-newest\""));
+    harness.get("/ui/inbox?before=soon", Some(&manager.cookie)).await.page(StatusCode::BAD_REQUEST);
+    // Without a session, the inbox leads to the login page.
+    let anonymous = harness.get("/ui/inbox", None).await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.header("location"), "/ui/login?next=/ui/inbox");
+}
+
+#[tokio::test]
+async fn marking_a_notification_read_lowers_the_count_and_needs_the_csrf_token() {
+    let harness = Harness::new();
+    report_urgent_repair(&harness).await;
+    let unread = harness.unread("service-mgr");
+    let item = harness.inbox("service-mgr").remove(0);
+    let manager = harness.sign_in("service-mgr").await;
+    let read = format!("/ui/inbox/{}/read", item.id);
+
+    // Without the token, or with another session's, nothing is marked.
+    let refused = harness.post(&read, Some(&manager.cookie), &[]).await.page(StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("表单已过期"), "{}", refused.body);
+    let other = harness.sign_in("service-mgr").await;
+    let other_token = harness.csrf(&other).await;
+    harness
+        .post(&read, Some(&manager.cookie), &[("_csrf", &other_token)])
+        .await
+        .page(StatusCode::FORBIDDEN);
+    assert_eq!(harness.unread("service-mgr"), unread);
+
+    // With it: back to the inbox, one fewer unread.
+    let csrf = harness.csrf(&manager).await;
+    let answer = harness
+        .post(&read, Some(&manager.cookie), &[("_csrf", &csrf), ("before", "")])
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(answer.header("location"), "/ui/inbox");
+    assert_eq!(harness.unread("service-mgr"), unread - 1);
+    let page = harness.get("/ui/inbox", Some(&manager.cookie)).await.page(StatusCode::OK);
+    assert!(page.body.contains(&format!("收件箱 ({})", unread - 1)), "{}", page.body);
+    assert!(page.body.contains(&format!("<li class=\"note\" id=\"note-{}\"", item.id)));
+    assert!(!page.body.contains(&format!("action=\"{read}\"")));
+    // Reading it again changes nothing; from an older page, back to that page.
+    harness
+        .post(&read, Some(&manager.cookie), &[("_csrf", &csrf), ("before", "99")])
+        .await
+        .expect(StatusCode::SEE_OTHER)
+        .header("location")
+        .eq("/ui/inbox?before=99")
+        .then_some(())
+        .expect("back to the page it came from");
+    assert_eq!(harness.unread("service-mgr"), unread - 1);
+    // The engineers got the same alert; their copy is still unread.
+    let engineer = harness.inbox("eng01");
+    assert!(engineer.iter().any(|mine| mine.id == item.id && mine.read_at.is_none()));
+}
+
+#[tokio::test]
+async fn another_persons_notification_cannot_be_marked_read() {
+    let harness = Harness::new();
+    report_urgent_repair(&harness).await;
+    let unread = harness.unread("service-mgr");
+    let item = harness.inbox("service-mgr").remove(0);
+    // rep01 reported the repair but was not notified: the id is not theirs.
+    assert!(harness.inbox("rep01").is_empty());
+    let rep = harness.sign_in("rep01").await;
+    let csrf = harness.csrf(&rep).await;
+    let page = harness
+        .post(&format!("/ui/inbox/{}/read", item.id), Some(&rep.cookie), &[("_csrf", &csrf)])
+        .await
+        .page(StatusCode::NOT_FOUND);
+    assert!(page.body.contains("找不到该页面或记录"), "{}", page.body);
+    harness
+        .post("/ui/inbox/not-a-number/read", Some(&rep.cookie), &[("_csrf", &csrf)])
+        .await
+        .page(StatusCode::NOT_FOUND);
+    assert_eq!(harness.unread("service-mgr"), unread, "still unread for its owner");
+    assert!(harness.inbox("rep01").is_empty());
 }

@@ -8,6 +8,8 @@
 //! - `GET /ui/records/{form}/{id}`: the record, its stage, key actions, exits with the
 //!   reasons they are closed, approvals, history; `…/edit`, `…/transitions`,
 //!   `…/approvals/{approval}`.
+//! - `GET /ui/inbox`: my notifications, newest first, paged; `POST /ui/inbox/{id}/read`.
+//!   Every signed-in page links to it with the number of unread notifications.
 //!
 //! Pages change records only through the same functions as the JSON API
 //! (`api::records::visible`, `new_record_problems`, `link_problems`,
@@ -22,6 +24,7 @@
 mod fields;
 mod home;
 mod i18n;
+mod inbox;
 mod login;
 mod records;
 
@@ -70,6 +73,8 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/ui/records/{form}/{id}/transitions", post(records::transition))
         .route("/ui/records/{form}/{id}/approvals/{approval}", post(records::decide))
+        .route("/ui/inbox", get(inbox::list))
+        .route("/ui/inbox/{id}/read", post(inbox::read))
         .route("/ui/{*rest}", get(not_found).post(not_found))
 }
 
@@ -197,6 +202,8 @@ pub(crate) struct Signed {
     pub(crate) csrf: String,
     /// The session token.
     pub(crate) token: String,
+    /// How many notifications in the person's inbox are unread (shown in the header).
+    pub(crate) unread: usize,
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -208,11 +215,13 @@ impl FromRequestParts<AppState> for Signed {
                 let name = state.with_org(|org| {
                     org.user(&caller.user).map(|person| person.name.clone()).unwrap_or_default()
                 });
+                let unread = inbox::unread(state, &caller.user).await;
                 Ok(Signed {
                     csrf: csrf_token(&caller.token),
                     user: caller.user,
                     name,
                     token: caller.token,
+                    unread,
                 })
             }
             Err(_) => {
@@ -392,6 +401,7 @@ const TEMPLATE_SOURCES: &[(&str, &str)] = &[
     ("home", include_str!("../../templates/home.hbs")),
     ("form", include_str!("../../templates/form.hbs")),
     ("record", include_str!("../../templates/record.hbs")),
+    ("inbox", include_str!("../../templates/inbox.hbs")),
     ("error", include_str!("../../templates/error.hbs")),
 ];
 
@@ -437,6 +447,7 @@ impl Page {
             "user": signed.map(|signed| json!({"id": signed.user, "name": signed.name})),
             "signed_in": signed.is_some(),
             "csrf": signed.map(|signed| signed.csrf.clone()).unwrap_or_default(),
+            "inbox_unread": signed.map(|signed| signed.unread).unwrap_or_default(),
             "switch": {
                 "href": format!("{switch_href}{separator}lang={}", other.code()),
                 "label": other.pick("中文", "English"),
