@@ -82,6 +82,9 @@ impl From<StoreError> for EngineError {
 /// The most follow-up steps one command may cause (sub-flows starting sub-flows…).
 const MAX_STEPS: usize = 64;
 
+/// How many threads fire due timers side by side.
+const TIMER_WORKERS: usize = 4;
+
 /// The record id of the scheduler's own state in the store.
 const SCHEDULE_RECORD: &str = "_schedule";
 
@@ -278,7 +281,11 @@ impl Engine {
             key: key.to_owned(),
             record: RecordId::new(main.clone()),
         });
-        self.commit(&definitions, &tx, claim)?;
+        // A command that changed nothing (a scan whose alert does not fire, an update
+        // to the same values) has nothing to make durable: no commit, no fsync.
+        if !tx.is_empty() || claim.is_some() {
+            self.commit(&definitions, &tx, claim)?;
+        }
         let record = tx
             .records
             .get(&main)
@@ -569,6 +576,10 @@ impl Engine {
     /// Fires every timer that is due, each in its own commit together with what it
     /// caused; returns how many fired. A timer whose commit fails stays and fires on
     /// the next call, so each timer's effects happen exactly once.
+    ///
+    /// Timers of different records fire side by side on [`TIMER_WORKERS`] threads, so
+    /// that their commits share the store's flushes (group commit); the timers of one
+    /// record fire on one thread, in order of their due time.
     pub fn fire_due_timers(&self) -> Result<usize, EngineError> {
         let mut fired = 0;
         loop {
@@ -577,38 +588,63 @@ impl Engine {
             if due.is_empty() {
                 return Ok(fired);
             }
-            let mut progressed = false;
+            let mut lanes: Vec<Vec<stagecraft_store::StoredTimer>> =
+                (0..TIMER_WORKERS).map(|_| Vec::new()).collect();
             for timer in due {
-                let record =
-                    timer.data.get("record").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let key = timer
-                    .data
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .unwrap_or(timer.id.as_str())
-                    .to_owned();
-                let kind = timer
-                    .data
-                    .get("timer")
-                    .cloned()
-                    .and_then(|kind| serde_json::from_value(kind).ok());
-                let result = match kind {
-                    Some(kind) => self.fire(&record, key, kind, timer.id.clone()),
-                    None => self.drop_timer(timer.id.clone()),
-                };
-                match result {
-                    Ok(()) => {
-                        fired += 1;
-                        progressed = true;
-                    }
-                    Err(EngineError::Conflict) => {}
-                    Err(error) => return Err(error),
-                }
+                let record = timer.data.get("record").and_then(Value::as_str).unwrap_or_default();
+                let lane =
+                    record.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+                lanes[lane % TIMER_WORKERS].push(timer);
             }
-            if !progressed {
+            let results: Vec<Result<usize, EngineError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = lanes
+                    .into_iter()
+                    .filter(|lane| !lane.is_empty())
+                    .map(|lane| scope.spawn(move || self.fire_lane(lane)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            });
+            let mut progressed = 0;
+            for result in results {
+                progressed += result?;
+            }
+            if progressed == 0 {
                 return Ok(fired);
             }
+            fired += progressed;
         }
+    }
+
+    /// Fires timers one after the other; returns how many fired.
+    fn fire_lane(&self, timers: Vec<stagecraft_store::StoredTimer>) -> Result<usize, EngineError> {
+        let mut fired = 0;
+        for timer in timers {
+            let record =
+                timer.data.get("record").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let key = timer
+                .data
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or(timer.id.as_str())
+                .to_owned();
+            let kind =
+                timer.data.get("timer").cloned().and_then(|kind| serde_json::from_value(kind).ok());
+            let result = match kind {
+                Some(kind) => self.fire(&record, key, kind, timer.id.clone()),
+                None => self.drop_timer(timer.id.clone()),
+            };
+            match result {
+                Ok(()) => fired += 1,
+                Err(EngineError::Conflict) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(fired)
     }
 
     fn fire(
@@ -865,6 +901,14 @@ impl Tx {
 
     /// Takes in a step's outcome; a record read from the store keeps the version it
     /// was read at, which the commit expects.
+    /// Whether the command changed nothing: every change has at least one event.
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.tasks.is_empty()
+            && self.timers.is_empty()
+            && self.outbox.is_empty()
+    }
+
     fn apply(&mut self, outcome: Outcome) {
         let id = outcome.record.id.clone();
         for event in outcome.events {

@@ -330,6 +330,49 @@ fn a_stalled_deal_is_found_by_the_daily_scan() {
 }
 
 #[test]
+fn a_scan_that_raises_nothing_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(MONDAY_10AM));
+    let store = Arc::new(SledStore::open(dir.path()).expect("open the store"));
+    let engine = Engine::new(store.clone(), definitions(), clock.clone(), 42);
+    for _ in 0..3 {
+        plain_deal(&engine);
+    }
+    engine.run_scheduled_scans().expect("scan");
+    let commits = store.stats().commits;
+    // Next morning: every deal is scanned, none has stalled, so only the schedule's own
+    // record is written.
+    clock.set(MONDAY_10AM + 24 * HOUR);
+    assert_eq!(engine.run_scheduled_scans().expect("scan"), 3);
+    assert_eq!(store.stats().commits, commits + 1);
+    assert!(engine.verify().expect("verify").is_clean());
+}
+
+#[test]
+fn timers_of_many_records_due_together_fire_once_each() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(MONDAY_10AM));
+    let engine = engine(dir.path(), clock.clone());
+    let deals: Vec<_> = (0..40).map(|_| plain_deal(&engine).id).collect();
+    // Wednesday 10:00: the lead stage's two working days are over for every deal at once.
+    clock.set(MONDAY_10AM + 48 * HOUR);
+    let fired = engine.fire_due_timers().expect("fire");
+    assert!(fired >= deals.len(), "{fired}");
+    assert_eq!(engine.fire_due_timers().expect("fire again"), 0);
+    for deal in &deals {
+        let breached = engine
+            .store()
+            .events_of(&RecordId::new(deal.as_str()))
+            .expect("events")
+            .iter()
+            .filter(|event| event.kind == "sla_breached")
+            .count();
+        assert_eq!(breached, 1, "deal {deal}");
+    }
+    assert!(engine.verify().expect("verify").is_clean());
+}
+
+#[test]
 fn every_record_can_be_rebuilt_from_its_events() {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = Arc::new(ManualClock::new(MONDAY_10AM));
