@@ -121,7 +121,7 @@ codes! {
     UnknownRule = "SC0205", Error, "unknown rule",
         "No gate rule of this id is declared in a `*.rules.yaml` file or as a `.rhai` file of a loaded pack.";
     UnknownTemplate = "SC0206", Error, "unknown template",
-        "No template of this id is loaded. Templates are `templates/<id>.<locale>.hbs` files, e.g. `contract_ticket.zh-CN.hbs`.";
+        "No template of this id is loaded. Templates are `templates/<id>.<locale>.hbs` files, e.g. `task_assigned.zh-CN.hbs`.";
     UnknownRole = "SC0207", Error, "unknown role",
         "The role is not declared by any loaded pack (`roles:` in `pack.yaml`).";
     UnknownCalendar = "SC0208", Error, "unknown calendar",

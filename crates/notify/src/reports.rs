@@ -256,7 +256,7 @@ pub fn append_figures(html: &str, report: &Value, locale: &str) -> String {
     if !largest.is_empty() {
         table.push_str(&format!(
             "<p>{}</p>\n<ol>\n",
-            label("本期新增最大的商机", "Largest new records")
+            label("本期新增金额最大的记录", "Largest new records")
         ));
         for item in largest {
             table.push_str(&format!(

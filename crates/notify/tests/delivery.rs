@@ -371,7 +371,7 @@ async fn the_weekly_digest_is_an_html_email_with_figures_and_preferences_are_kep
     assert!(decode_subject(&headers["subject"]).contains("销售周报"));
     let body = mail_text(&mails[0]);
     assert!(body.contains("<table"), "figures as a table:\n{body}");
-    assert!(body.contains("本期新增最大的商机") && body.contains("大额设备采购"), "{body}");
+    assert!(body.contains("本期新增金额最大的记录") && body.contains("大额设备采购"), "{body}");
     // Once per tick, also when rounds run again.
     deliver(&notifier).await;
     assert_eq!(inbox::list(store, "director", None, 50).expect("inbox").items.len(), 1);

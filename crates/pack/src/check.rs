@@ -623,7 +623,7 @@ impl Context<'_> {
             self.push(
                 Diagnostic::new(Code::TemplateName, format!("`{name}` is not a valid template file name"))
                     .at(Some(source.start_location()))
-                    .hint("name templates `<id>.zh-CN.hbs` or `<id>.en.hbs`, e.g. `contract_ticket.zh-CN.hbs`"),
+                    .hint("name templates `<id>.zh-CN.hbs` or `<id>.en.hbs`, e.g. `task_assigned.zh-CN.hbs`"),
             );
             return;
         }
