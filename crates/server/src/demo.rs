@@ -59,8 +59,12 @@ impl fmt::Display for Demo {
             )?;
         }
         writeln!(f, "demo logins (password for everyone: {DEMO_PASSWORD}):")?;
+        // Columns as wide as their longest entry (ids and roles are ASCII).
+        let users = self.logins.iter().map(|login| login.user.len()).max().unwrap_or(0);
+        let roles = self.logins.iter().map(|login| login.roles.join(", ").len()).max().unwrap_or(0);
         for login in &self.logins {
-            writeln!(f, "  {:<10} {:<17} {}", login.user, login.roles.join(", "), login.name)?;
+            let role = login.roles.join(", ");
+            writeln!(f, "  {:<users$} {:<roles$} {}", login.user, role, login.name)?;
         }
         Ok(())
     }
