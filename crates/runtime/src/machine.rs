@@ -277,6 +277,11 @@ fn stage_index(flow: &FlowFile, id: &Id) -> usize {
 /// Schema problems, each at its field, with a message in both languages.
 fn validate(form: &CompiledForm, fields: &Map<String, Value>) -> Vec<FieldProblem> {
     let instance = Value::Object(fields.clone());
+    // Most submissions are valid: the yes/no check stops at nothing and builds no
+    // errors; only a failing one is walked again for every problem.
+    if form.validator.is_valid(&instance) {
+        return Vec::new();
+    }
     form.validator
         .iter_errors(&instance)
         .map(|error| {
