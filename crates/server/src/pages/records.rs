@@ -24,7 +24,7 @@ use super::home::{form_title, record_title, stage_title, visible_records};
 use super::{
     CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, blocking, same_token, see_other,
 };
-use crate::api::files::{self, file_problems, store_upload};
+use crate::api::files::{self, store_upload};
 use crate::api::records::{Access, known_form, link_problems, new_record_problems, visible};
 use crate::state::AppState;
 
@@ -362,7 +362,6 @@ pub(crate) async fn create(
         let (record_fields, converted) = fields::fields_of(&prepared.ctx(l), &raw, None);
         let mut problems = upload_problems;
         merge(&mut problems, converted);
-        merge(&mut problems, file_problems(&state, &user, &form, &record_fields));
         merge(&mut problems, new_record_problems(&state, &user, &form, &record_fields));
         if !problems.is_empty() {
             let definitions = state.engine().definitions();
@@ -491,7 +490,6 @@ pub(crate) async fn update(
         let (changes, converted) = fields::fields_of(&prepared.ctx(l), &raw, Some(&record.fields));
         let mut problems = upload_problems;
         merge(&mut problems, converted);
-        merge(&mut problems, file_problems(&state, &user, &form, &changes));
         merge(&mut problems, link_problems(&state, &user, &form, &changes));
         if !problems.is_empty() {
             return page(&problems, version, None, StatusCode::UNPROCESSABLE_ENTITY);
