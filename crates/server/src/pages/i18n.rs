@@ -29,6 +29,16 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("inbox_older", "更早的通知", "Older notifications"),
     ("key_actions", "关键动作", "Key actions"),
     ("mark_read", "标为已读", "Mark as read"),
+    ("menu", "主菜单", "Main menu"),
+    ("menu_audit", "流程审计", "Process audit"),
+    ("menu_board", "商机看板", "Pipeline board"),
+    ("menu_dashboard", "业绩仪表盘", "Dashboard"),
+    ("menu_graph", "客户关系图谱", "Relationship graph"),
+    ("menu_import", "数据导入", "Import"),
+    ("menu_pool", "客户池", "Customer pool"),
+    ("menu_suggestions", "流程优化建议", "Suggestions"),
+    ("menu_todos", "我的待办", "My to-dos"),
+    ("menu_welcome", "新手引导", "Getting started"),
     ("more_records", "仅显示最近的部分记录。", "Only the most recent records are shown."),
     ("my_records", "我的记录", "My records"),
     ("my_tasks", "我的待办", "My to-dos"),
@@ -53,8 +63,14 @@ const LABELS: &[(&str, &str, &str)] = &[
 
 /// The labels in one language, as the templates' `t`.
 pub(crate) fn labels(lang: Lang) -> Value {
+    words(lang, LABELS)
+}
+
+/// A table of words (key, Chinese, English) in one language. A page with words of its
+/// own keeps them in its module and hands them to its template as `w`.
+pub(crate) fn words(lang: Lang, table: &[(&str, &str, &str)]) -> Value {
     let mut map = Map::new();
-    for (key, zh, en) in LABELS {
+    for (key, zh, en) in table {
         map.insert((*key).to_owned(), Value::String(lang.pick(zh, en).to_owned()));
     }
     Value::Object(map)

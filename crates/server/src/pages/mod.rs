@@ -21,12 +21,22 @@
 //! forms from this server only, no scripts. Labels come from the packs' texts, in
 //! Chinese unless `?lang=en` (remembered in a cookie).
 
+mod audit;
+mod board;
+mod customer;
+mod dashboard;
 mod fields;
+mod graph;
 mod home;
 mod i18n;
+mod import;
 mod inbox;
 mod login;
+mod onboarding;
+mod pool;
 mod records;
+mod suggestions;
+mod todos;
 
 use std::sync::LazyLock;
 
@@ -75,8 +85,34 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/records/{form}/{id}/approvals/{approval}", post(records::decide))
         .route("/ui/inbox", get(inbox::list))
         .route("/ui/inbox/{id}/read", post(inbox::read))
+        // The workbench's pages have short addresses that people bookmark.
+        .merge(todos::routes())
+        .merge(pool::routes())
+        .merge(board::routes())
+        .merge(customer::routes())
+        .merge(dashboard::routes())
+        .merge(graph::routes())
+        .merge(suggestions::routes())
+        .merge(audit::routes())
+        .merge(import::routes())
+        .merge(onboarding::routes())
         .route("/ui/{*rest}", get(not_found).post(not_found))
 }
+
+/// The first path segments of the workbench's pages (besides `/ui`): a sign-in may
+/// come back to them.
+pub(crate) const PAGE_ROOTS: &[&str] = &[
+    "todos",
+    "pool",
+    "board",
+    "customers",
+    "dashboard",
+    "graph",
+    "suggestions",
+    "audit",
+    "import",
+    "welcome",
+];
 
 /// Forms that carry files may be as large as the largest upload, plus the fields.
 fn upload_limit() -> DefaultBodyLimit {
@@ -250,12 +286,20 @@ pub(crate) fn encode_component(text: &str) -> String {
     out
 }
 
-/// Where to go after signing in: only a path of these pages (`/ui…`), never another
-/// site (`//host`, `/\host`, `https://…`) or anything with control characters.
+/// Where to go after signing in: only a path of these pages (`/ui…` or one of
+/// [`PAGE_ROOTS`]), never another site (`//host`, `/\host`, `https://…`) or anything
+/// with control characters.
 pub(crate) fn safe_next(next: Option<&str>) -> String {
+    let ours = |next: &str| {
+        std::iter::once("ui").chain(PAGE_ROOTS.iter().copied()).any(|root| {
+            next.strip_prefix('/')
+                .and_then(|rest| rest.strip_prefix(root))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+        })
+    };
     match next {
         Some(next)
-            if (next == "/ui" || next.starts_with("/ui/") || next.starts_with("/ui?"))
+            if ours(next)
                 && !next.contains("//")
                 && !next.contains('\\')
                 && !next.chars().any(char::is_control) =>
@@ -403,6 +447,16 @@ const TEMPLATE_SOURCES: &[(&str, &str)] = &[
     ("record", include_str!("../../templates/record.hbs")),
     ("inbox", include_str!("../../templates/inbox.hbs")),
     ("error", include_str!("../../templates/error.hbs")),
+    ("todos", include_str!("../../templates/todos.hbs")),
+    ("pool", include_str!("../../templates/pool.hbs")),
+    ("board", include_str!("../../templates/board.hbs")),
+    ("customer", include_str!("../../templates/customer.hbs")),
+    ("dashboard", include_str!("../../templates/dashboard.hbs")),
+    ("graph", include_str!("../../templates/graph.hbs")),
+    ("suggestions", include_str!("../../templates/suggestions.hbs")),
+    ("audit", include_str!("../../templates/audit.hbs")),
+    ("import", include_str!("../../templates/import.hbs")),
+    ("onboarding", include_str!("../../templates/onboarding.hbs")),
 ];
 
 fn templates() -> Result<Handlebars<'static>, String> {
@@ -670,12 +724,16 @@ mod tests {
     fn next_stays_on_these_pages() {
         assert_eq!(safe_next(Some("/ui/records/customer/abc")), "/ui/records/customer/abc");
         assert_eq!(safe_next(Some("/ui?lang=en")), "/ui?lang=en");
+        assert_eq!(safe_next(Some("/todos")), "/todos");
+        assert_eq!(safe_next(Some("/customers/c1?lang=en")), "/customers/c1?lang=en");
         for bad in [
             "//evil.example/ui",
             "https://evil.example/ui",
             "/\\evil.example",
             "/api/tasks",
             "/ui//evil",
+            "/todosx",
+            "/uix",
             "/ui/\nx",
             "",
         ] {

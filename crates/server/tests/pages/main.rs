@@ -11,6 +11,18 @@ use serde_json::{Value, json};
 use stagecraft_server::{AppState, ClockChoice, Config, PasswordCost, app};
 use tower::ServiceExt;
 
+// The workbench's pages, one module each.
+mod todos;
+mod pool;
+mod board;
+mod customer;
+mod dashboard;
+mod graph;
+mod suggestions;
+mod audit;
+mod import;
+mod onboarding;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -1,0 +1,9 @@
+//! TODO(workbench): the `import` page.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+}
