@@ -8,9 +8,13 @@ mod clock;
 mod definitions;
 mod doc;
 pub(crate) mod files;
+mod graph;
+mod import;
+mod insights;
 mod list;
 mod notifications;
 mod org;
+mod pool;
 mod query;
 pub(crate) mod records;
 pub(crate) mod session;
@@ -92,6 +96,11 @@ fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(notifications::dead_letters))
         .routes(routes!(notifications::retry))
         .routes(routes!(notifications::preview));
+    // The workbench's endpoints, one module each.
+    router = pool::routes(router);
+    router = insights::routes(router);
+    router = import::routes(router);
+    router = graph::routes(router);
     if state.manual_clock().is_some() {
         router = router.routes(routes!(clock::move_clock));
     }
