@@ -118,6 +118,9 @@ struct Loaded {
 /// Everything one command changes, gathered before the commit.
 struct Tx {
     now: i64,
+    /// Who ran the command (`None`: the engine, e.g. a timer). Stored with every event
+    /// as `by`, so reports can say who moved a record or decided an approval.
+    actor: Option<String>,
     records: BTreeMap<String, Loaded>,
     changed: Vec<String>,
     /// Records that already counted a linked record as activity in this command.
@@ -257,6 +260,7 @@ impl Engine {
         }
         let now = self.clock.now_ms();
         let mut tx = Tx::new(now);
+        tx.actor = actor.map(str::to_owned);
         let id = match &target {
             Target::New => None,
             Target::Existing(id) => Some(id.clone()),
@@ -561,8 +565,11 @@ impl Engine {
             commit.records.push(write);
         }
         for (record, event) in &tx.events {
-            let data = serde_json::to_value(event).unwrap_or(Value::Null);
+            let mut data = serde_json::to_value(event).unwrap_or(Value::Null);
             let kind = data.get("event").and_then(Value::as_str).unwrap_or("event").to_owned();
+            if let (Some(actor), Value::Object(fields)) = (&tx.actor, &mut data) {
+                fields.insert("by".to_owned(), Value::String(actor.clone()));
+            }
             commit.events.push(NewEvent::new(record.as_str(), kind, data));
         }
         commit.tasks = tx.tasks.clone();
@@ -889,6 +896,7 @@ impl Tx {
     fn new(now: i64) -> Self {
         Tx {
             now,
+            actor: None,
             records: BTreeMap::new(),
             changed: Vec::new(),
             linked: Vec::new(),
