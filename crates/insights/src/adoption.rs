@@ -1,0 +1,1 @@
+//! Adoption: who uses the system, and how (being built).

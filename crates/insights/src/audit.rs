@@ -1,0 +1,1 @@
+//! Process-health audit (being built).
