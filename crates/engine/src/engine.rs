@@ -857,6 +857,28 @@ impl Engine {
                 }
                 "stage_changed" => stage = text("to"),
                 "flow_ended" => outcome = text("outcome"),
+                // An imported record's history begins in another system: its fields
+                // and owner as imported are the start, its stage and outcome are in
+                // the event.
+                "imported" => {
+                    fields = record.fields.clone();
+                    owner = record.owner.clone();
+                    stage = event
+                        .data
+                        .get("stages")
+                        .and_then(Value::as_array)
+                        .and_then(|stages| stages.last())
+                        .and_then(|last| last.get("stage"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .or_else(|| record.stage().map(|stage| stage.to_string()));
+                    outcome = event
+                        .data
+                        .get("ended")
+                        .and_then(|ended| ended.get("outcome"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                }
                 _ => {}
             }
         }
@@ -991,4 +1013,185 @@ fn index_entries(definitions: &Definitions, record: &Record) -> Vec<IndexEntry> 
         entries.push(IndexEntry::new("stage", stage.as_str()));
     }
     entries
+}
+
+/// A record from another system, with its own history, for [`Engine::import`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportedRecord {
+    /// Its form.
+    pub form: Id,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// Its fields, already checked against the form.
+    pub fields: Map<String, Value>,
+    /// When it was created in the other system (Unix milliseconds).
+    pub created_at: i64,
+    /// The stages of the form's flow it reached, in order, each with when; the last
+    /// one is where it stands. Empty: it stands in the flow's first stage.
+    pub stages: Vec<stagecraft_runtime::ImportedStage>,
+    /// How it ended, if it did: the outcome of one of the flow's terminal stages.
+    pub ended: Option<stagecraft_runtime::ImportedEnd>,
+}
+
+impl Engine {
+    /// Writes records from another system as history, in ONE store commit (all or
+    /// nothing) at the clock's time, and returns their new ids in order.
+    ///
+    /// History is not pushed through the flow: no gates, key actions, approvals,
+    /// effects, tasks, timers or notifications. Each record keeps its own creation
+    /// date, owner and fields, stands at its last stage (entered at that stage's
+    /// date) or has ended with its outcome, is indexed like any record, and gets one
+    /// [`Event::Imported`] that carries its dates for reports. An open record starts
+    /// no SLA timer: its next move starts the flow's machinery as usual.
+    pub fn import(
+        &self,
+        actor: Option<&str>,
+        source: &str,
+        records: Vec<ImportedRecord>,
+    ) -> Result<Vec<String>, EngineError> {
+        let definitions = self.definitions();
+        let now = self.clock.now_ms();
+        let mut commit = Commit::at(now);
+        let mut ids = Vec::with_capacity(records.len());
+        for imported in records {
+            let record = self.imported_record(&definitions, &imported)?;
+            let value = serde_json::to_value(&record)
+                .map_err(|_| EngineError::Corrupt(record.id.clone()))?;
+            let mut write = RecordWrite::create(record.id.as_str(), record.form.as_str(), value);
+            write.index = index_entries(&definitions, &record);
+            commit.records.push(write);
+            let stages = match &record.flow {
+                Some(_) => imported.stages.clone(),
+                None => Vec::new(),
+            };
+            let event = Event::Imported {
+                source: source.to_owned(),
+                created_at: imported.created_at,
+                stages,
+                ended: imported.ended.clone(),
+            };
+            let mut data = serde_json::to_value(&event).unwrap_or(Value::Null);
+            if let (Some(actor), Value::Object(map)) = (actor, &mut data) {
+                map.insert("by".to_owned(), Value::String(actor.to_owned()));
+            }
+            commit.events.push(NewEvent::new(record.id.as_str(), "imported", data));
+            ids.push(record.id);
+        }
+        if !ids.is_empty() {
+            self.store.commit(commit)?;
+        }
+        Ok(ids)
+    }
+
+    /// The record an imported one becomes, refused when its form, stages or outcome
+    /// are not in the definitions.
+    fn imported_record(
+        &self,
+        definitions: &Definitions,
+        imported: &ImportedRecord,
+    ) -> Result<Record, EngineError> {
+        let not_applicable =
+            |message: String| EngineError::Refused(Refusal::NotApplicable(message));
+        let form = definitions
+            .forms
+            .get(&imported.form)
+            .ok_or_else(|| not_applicable(format!("there is no form `{}`", imported.form)))?;
+        let flow = definitions
+            .flows
+            .values()
+            .find(|flow| flow.form == imported.form && flow.start_on_create.unwrap_or(true));
+        let mut latest = imported.created_at;
+        let state = match flow {
+            None => None,
+            Some(flow) => {
+                let mut stages = imported.stages.clone();
+                for reached in &stages {
+                    if !flow.stages.iter().any(|stage| stage.id == reached.stage) {
+                        return Err(not_applicable(format!(
+                            "flow `{}` has no stage `{}`",
+                            flow.id, reached.stage
+                        )));
+                    }
+                }
+                if let Some(ended) = &imported.ended {
+                    let terminal = flow
+                        .stages
+                        .iter()
+                        .find(|stage| stage.outcome.as_ref() == Some(&ended.outcome))
+                        .ok_or_else(|| {
+                            not_applicable(format!(
+                                "flow `{}` has no outcome `{}`",
+                                flow.id, ended.outcome
+                            ))
+                        })?;
+                    let last_is_terminal = stages.last().is_some_and(|last| {
+                        flow.stages.iter().any(|s| {
+                            s.id == last.stage && s.outcome.as_ref() == Some(&ended.outcome)
+                        })
+                    });
+                    if !last_is_terminal {
+                        stages.push(stagecraft_runtime::ImportedStage {
+                            stage: terminal.id.clone(),
+                            at: ended.at,
+                        });
+                    }
+                }
+                let initial = flow.initial.clone().unwrap_or_else(|| flow.stages[0].id.clone());
+                let (stage, entered) = stages
+                    .last()
+                    .map(|last| (last.stage.clone(), last.at))
+                    .unwrap_or((initial.clone(), imported.created_at));
+                let mut visited: Vec<Id> = Vec::new();
+                for reached in &stages {
+                    latest = latest.max(reached.at);
+                    if !visited.contains(&reached.stage) {
+                        visited.push(reached.stage.clone());
+                    }
+                }
+                if visited.is_empty() {
+                    visited.push(initial);
+                }
+                let pack_version = form
+                    .pack
+                    .as_ref()
+                    .and_then(|pack| definitions.packs.iter().find(|p| &p.name == pack))
+                    .map(|pack| pack.version.clone())
+                    .unwrap_or_default();
+                let outcome = flow
+                    .stages
+                    .iter()
+                    .find(|candidate| candidate.id == stage)
+                    .and_then(|candidate| candidate.outcome.clone());
+                Some(stagecraft_runtime::FlowState {
+                    flow: flow.id.clone(),
+                    pack_version,
+                    stage,
+                    stage_entered_at: entered,
+                    actions: BTreeMap::new(),
+                    approvals: BTreeMap::new(),
+                    waiting_for: None,
+                    visited,
+                    outcome,
+                })
+            }
+        };
+        if let Some(ended) = &imported.ended {
+            latest = latest.max(ended.at);
+        }
+        Ok(Record {
+            id: self.new_id(),
+            form: imported.form.clone(),
+            version: 1,
+            owner: imported.owner.clone().filter(|_| form.meta.owned.unwrap_or(true)),
+            created_at: imported.created_at,
+            updated_at: latest,
+            last_activity_at: latest,
+            fields: imported.fields.clone(),
+            flow: state,
+            parent: None,
+            alerts: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            timers: std::collections::BTreeSet::new(),
+        })
+    }
 }

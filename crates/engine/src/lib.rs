@@ -12,5 +12,5 @@ mod engine;
 mod host;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineError, Executed, Target, Verification};
+pub use engine::{Engine, EngineError, Executed, ImportedRecord, Target, Verification};
 pub use host::StoreHost;

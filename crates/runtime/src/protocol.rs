@@ -236,6 +236,37 @@ pub enum Event {
         /// The record.
         by: String,
     },
+    /// The record was imported from another system with its own history: it was
+    /// created then, reached these stages then, and (maybe) ended. Reports read
+    /// these dates instead of the commit time.
+    Imported {
+        /// Where it came from (a file name, a system's name).
+        source: String,
+        /// When it was created in the other system (Unix milliseconds).
+        created_at: i64,
+        /// The stages it reached, in order, each with when.
+        stages: Vec<ImportedStage>,
+        /// How it ended, if it did.
+        ended: Option<ImportedEnd>,
+    },
+}
+
+/// A stage an imported record reached, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedStage {
+    /// The stage.
+    pub stage: Id,
+    /// When (Unix milliseconds).
+    pub at: i64,
+}
+
+/// How an imported record ended, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedEnd {
+    /// The outcome.
+    pub outcome: Id,
+    /// When (Unix milliseconds).
+    pub at: i64,
 }
 
 /// Work for the engine, carried out in the same commit as the events.

@@ -929,6 +929,9 @@ fn describe(
         Event::Touched { .. } => {
             l.pick("关联记录有新动态", "Activity on a linked record").to_owned()
         }
+        Event::Imported { source, .. } => {
+            format!("{}{source}", l.pick("从其他系统导入：", "Imported from: "))
+        }
     }
 }
 
