@@ -4,4 +4,9 @@
 
 pub mod adoption;
 pub mod audit;
+pub mod csv;
 pub mod dataset;
+pub mod figures;
+pub mod period;
+pub mod svg;
+pub mod targets;

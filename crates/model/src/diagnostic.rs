@@ -160,6 +160,8 @@ codes! {
         "`audit` only makes sense with `policy: auto_approve`, and `auto_approve` needs an `audit` to say how many approvals are sampled.";
     NoStages = "SC0306", Error, "flow cannot start",
         "The initial stage must be a stage of the flow and must not be terminal.";
+    MeasureMismatch = "SC0310", Error, "measure does not fit",
+        "A flow's `measures` or an org file's `targets` name something that cannot be measured: an `amount` that is not a number field, an `expected_end` that is not a text (date) field, `large_amount` without `amount`, an outcome that is both a success and a failure, a target below zero, or a target on a flow that declares no `amount`.";
     InvalidSchema = "SC0401", Error, "not a valid JSON Schema",
         "The form is not a valid JSON Schema 2020-12 document (for example `type: \"text\"` instead of `\"string\"`, or `required` that is not a list).";
     SchemaCompile = "SC0402", Error, "form schema cannot be compiled",

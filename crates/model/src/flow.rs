@@ -38,6 +38,62 @@ pub struct FlowFile {
     /// The moves allowed between stages. A record can only move along a transition.
     #[serde(default)]
     pub transitions: Vec<Transition>,
+    /// What the dashboard measures on this flow's records: which field holds their
+    /// value, which outcomes count as success, which stage pairs are conversions.
+    /// Without it the dashboard shows only the stage funnel, SLA breaches and alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measures: Option<Measures>,
+}
+
+/// The figures a flow's records feed, named by the pack so that the engine never
+/// guesses which field is money or which ending is a success.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Measures {
+    /// The number field holding a record's value (e.g. `amount`): revenue, pipeline
+    /// coverage and win rate by size are computed from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<FieldName>,
+    /// The date field saying when an open record is expected to end (e.g.
+    /// `expected_close_date`): coverage counts the open records expected in a period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_end: Option<FieldName>,
+    /// Outcomes that count as success (e.g. `won`, `signed`, `closed`): win rates and
+    /// revenue count them.
+    #[serde(default)]
+    pub success: Vec<Id>,
+    /// Outcomes that count as failure (e.g. `lost`, `rejected`).
+    #[serde(default)]
+    pub failure: Vec<Id>,
+    /// Records whose amount is at or above this are large: the win rate is shown for
+    /// large records and for the others apart (e.g. `500000`). Needs `amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub large_amount: Option<f64>,
+    /// Named stage pairs shown as conversion rates, e.g. lead → first contact as
+    /// "lead to opportunity".
+    #[serde(default)]
+    pub conversions: Vec<ConversionMeasure>,
+    /// Whether the dashboard shows the cycle time: from a record's creation to a
+    /// success outcome (any outcome when `success` is empty), e.g. the sales cycle
+    /// or a contract's approval time.
+    #[serde(default)]
+    pub cycle_time: bool,
+}
+
+/// A conversion rate: of the records that entered `from`, the share that went on to
+/// enter `to`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionMeasure {
+    /// The conversion's id, unique within the flow (e.g. `lead_to_opportunity`).
+    pub id: Id,
+    /// Its name as people see it (e.g. `{zh-CN: 线索转商机, en: Lead to opportunity}`).
+    pub title: Text,
+    /// The stage records start from.
+    pub from: Id,
+    /// The stage that counts as converted.
+    pub to: Id,
 }
 
 /// A stage of a flow.

@@ -21,13 +21,14 @@ pub use common::{
     Text,
 };
 pub use diagnostic::{Code, Diagnostic, Location, Related, Severity};
+pub use flow::{ConversionMeasure, Measures};
 pub use flow::{
     Action, Approval, ApprovalPolicy, AuditSampling, Condition, Effect, FlowFile, NotifyEffect,
     SetEffect, Sla, Stage, StartFlowEffect, Subflow, SubflowOutcome, TaskEffect, Transition,
 };
 pub use form::{FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, UserPick, Widget};
 pub use manifest::{PackManifest, PackRequirement, RoleDecl, RoleSees};
-pub use org::{Department, Locale, OrgFile, User};
+pub use org::{Department, Locale, OrgFile, Target, User};
 pub use rules::{
     Alert, AlertRepeat, Channel, EscalationLadder, EscalationStep, Gate, Report, RulesFile,
     Severity as AlertSeverity, Trigger, TriggerEvent,

@@ -15,6 +15,30 @@ pub struct OrgFile {
     /// The people.
     #[serde(default)]
     pub users: Vec<User>,
+    /// Targets per person or department and period, for the dashboard's coverage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
+}
+
+/// An amount a person or a department should reach in a period on one flow's
+/// records (the flow's `measures.amount`), e.g. a sales rep's revenue for a quarter.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The flow whose records count (it must declare `measures.amount`).
+    pub flow: Id,
+    /// The person the target is for (give `user` or `department`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Id>,
+    /// The department the target is for, its sub-departments included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<Id>,
+    /// The period: a month (`2026-11`) or a quarter (`2026-Q4`).
+    #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"))]
+    pub period: String,
+    /// The amount to reach.
+    #[schemars(range(min = 0.0))]
+    pub amount: f64,
 }
 
 /// A department or team.

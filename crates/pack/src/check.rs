@@ -22,6 +22,8 @@ use crate::schedule::parse_schedule;
 use crate::structure::closest;
 use crate::tree::ScalarKind;
 
+mod measures;
+
 /// Something defined somewhere: which file, and its value.
 struct Def<T> {
     file: usize,
@@ -137,6 +139,8 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
     for id in &flow_ids {
         cx.check_flow(id);
     }
+    cx.check_all_measures();
+    cx.check_targets();
     cx.check_subflow_cycles();
     cx.check_queries();
     let Context {
@@ -467,6 +471,7 @@ impl Context<'_> {
                     self.org_files.push(index);
                     self.org.departments.extend(org.departments.iter().cloned());
                     self.org.users.extend(org.users.iter().cloned());
+                    self.org.targets.extend(org.targets.iter().cloned());
                 }
                 (Some(Content::Rules(rules)), _) => self.collect_rules(index, rules),
                 (None, kind) => self.remember_ids_of_broken_file(index, kind),
