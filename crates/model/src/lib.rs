@@ -10,6 +10,7 @@ mod common;
 mod diagnostic;
 mod flow;
 mod form;
+mod graph;
 mod manifest;
 mod org;
 mod rules;
@@ -27,6 +28,7 @@ pub use flow::{
     SetEffect, Sla, Stage, StartFlowEffect, Subflow, SubflowOutcome, TaskEffect, Transition,
 };
 pub use form::{FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, UserPick, Widget};
+pub use graph::{ActivityDate, CrossSell, Dormancy, Graph, Purchases};
 pub use manifest::{PackManifest, PackRequirement, RoleDecl, RoleSees};
 pub use org::{Department, Locale, OrgFile, Target, User};
 pub use rules::{

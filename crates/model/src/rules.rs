@@ -24,6 +24,9 @@ pub struct RulesFile {
     /// Reports sent on a schedule.
     #[serde(default)]
     pub reports: Vec<Report>,
+    /// Relationship graphs (客户关系图谱).
+    #[serde(default)]
+    pub graphs: Vec<crate::graph::Graph>,
 }
 
 /// A named gate rule: answers yes or no, with reasons people can read.

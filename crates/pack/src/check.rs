@@ -22,6 +22,7 @@ use crate::schedule::parse_schedule;
 use crate::structure::closest;
 use crate::tree::ScalarKind;
 
+mod graphs;
 mod measures;
 
 /// Something defined somewhere: which file, and its value.
@@ -135,6 +136,7 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
     let mut alerts = Vec::new();
     let mut reports = Vec::new();
     cx.check_rules_files(&mut alerts, &mut reports);
+    let graphs = cx.check_graphs();
     let flow_ids: Vec<Id> = cx.flows.keys().cloned().collect();
     for id in &flow_ids {
         cx.check_flow(id);
@@ -169,6 +171,7 @@ pub(crate) fn resolve(workspace: &mut Workspace) -> Option<Definitions> {
         alerts,
         escalations: escalations.into_iter().map(|(id, def)| (id, def.value)).collect(),
         reports,
+        graphs,
         calendars: calendars.into_iter().map(|(id, def)| (id, def.value)).collect(),
         templates: templates.into_iter().map(|(id, def)| (id, def.value)).collect(),
         roles: roles.into_iter().map(|(id, def)| (id, def.value)).collect(),

@@ -131,6 +131,8 @@ pub struct Definitions {
     pub escalations: BTreeMap<Id, EscalationLadder>,
     /// Scheduled reports.
     pub reports: Vec<ScheduledReport>,
+    /// Relationship graphs, in file order.
+    pub graphs: Vec<stagecraft_model::Graph>,
     /// Calendars by id.
     pub calendars: BTreeMap<Id, Calendar>,
     /// Templates by id.

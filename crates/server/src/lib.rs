@@ -22,6 +22,7 @@ mod auth;
 mod config;
 mod demo;
 mod error;
+mod graph;
 mod headers;
 mod pages;
 mod problem;
