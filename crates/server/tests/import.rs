@@ -1,0 +1,187 @@
+//! CSV import through the JSON API, on the shipped packs and the demo company: the
+//! dry run's per-row report, all or nothing, history kept (creation date, stage,
+//! outcome, an `imported` event), the job's progress, and who may import.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{Harness, repo};
+use serde_json::{Value, json};
+use stagecraft_store::RecordId;
+
+/// Deals from another CRM, for customers of the demo company, with that system's
+/// stage names.
+const DEALS: &str = "商机名称,客户,预计金额（元）,预计成交日期,阶段,负责人,创建日期,成交日期\n\
+    精工三期改造,苏州精工机械有限公司,\"1,280,000\",2025-06-30,赢单,林晓峰,2024-04-01,2025-05-20\n\
+    海创产线升级,宁波海创汽车零部件有限公司,85万,2026/9/30,谈判中,rep02,2025-11-12,\n";
+
+fn deals_mapping() -> Value {
+    json!({
+        "stage_names": {"谈判中": "negotiation", "赢单": "won", "输单": "lost"},
+        "closed": "成交日期",
+        "source": "旧 CRM",
+    })
+}
+
+/// Waits for an import job to end; answers its last status.
+async fn finished(harness: &Harness, token: &str, location: &str) -> Value {
+    for _ in 0..600 {
+        let status = harness.get(location, token).await.expect(StatusCode::OK).body;
+        if status["state"] != "running" {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the import job did not end");
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_every_problem_with_its_row_and_column_and_writes_nothing() {
+    let harness = Harness::new();
+    let admin = harness.login("admin").await;
+    let before = harness.all("opportunity").len();
+    let csv = format!("{DEALS}坏行,没有这家公司,很多,2026-13-01,火星,nobody,昨天,\n");
+    let answer = harness
+        .post(
+            "/api/import/opportunity?dry_run=true",
+            &admin,
+            json!({"csv": csv, "mapping": deals_mapping()}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let report = answer.body;
+    assert_eq!(report["rows"], 3);
+    assert_eq!(report["valid_rows"], 2);
+    assert_eq!(report["mapping"]["columns"]["amount"], "预计金额（元）", "found from the header");
+    let problems = report["problems"].as_array().expect("problems");
+    let at = |column: &str| {
+        problems
+            .iter()
+            .find(|p| p["column"] == column)
+            .unwrap_or_else(|| panic!("{column}: {problems:#?}"))
+    };
+    for column in ["客户", "预计金额（元）", "预计成交日期", "阶段", "负责人", "创建日期"]
+    {
+        assert_eq!(at(column)["row"], 4, "row 4 of the file (the header is row 1)");
+    }
+    assert_eq!(at("预计金额（元）")["field"], "amount");
+    assert_eq!(at("预计金额（元）")["value"], "很多");
+    assert!(at("阶段")["message_zh"].as_str().is_some_and(|m| m.contains("火星")));
+    assert!(at("阶段")["message_en"].as_str().is_some_and(|m| m.contains("not a stage")));
+    assert_eq!(harness.all("opportunity").len(), before, "a dry run writes nothing");
+}
+
+#[tokio::test]
+async fn one_bad_row_and_nothing_is_written() {
+    let harness = Harness::new();
+    let admin = harness.login("admin").await;
+    let before = harness.all("opportunity").len();
+    let csv =
+        format!("{DEALS}坏金额,苏州精工机械有限公司,很多,2026-01-01,谈判中,rep01,2025-01-01,\n");
+    let answer = harness
+        .post("/api/import/opportunity", &admin, json!({"csv": csv, "mapping": deals_mapping()}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let location = answer.header("location").to_owned();
+    let status = finished(&harness, &admin, &location).await;
+    assert_eq!(status["state"], "refused", "{status:#}");
+    assert_eq!(status["written"], 0);
+    assert_eq!(status["report"]["problems"][0]["row"], 4);
+    assert_eq!(harness.all("opportunity").len(), before, "all or nothing");
+}
+
+#[tokio::test]
+async fn a_good_file_becomes_records_with_their_own_history() {
+    let harness = Harness::new();
+    let admin = harness.login("admin").await;
+    let answer = harness
+        .post("/api/import/opportunity", &admin, json!({"csv": DEALS, "mapping": deals_mapping()}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert!(answer.header("location").starts_with("/api/import/jobs/"));
+    let status = finished(&harness, &admin, answer.header("location")).await;
+    assert_eq!(status["state"], "done", "{status:#}");
+    assert_eq!((status["total"].clone(), status["written"].clone()), (json!(2), json!(2)));
+    let ids: Vec<String> = status["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let won = harness.state.engine().record(&ids[0]).expect("read").expect("the record");
+    // 2024-04-01 00:00 in China.
+    assert_eq!(won.created_at, 1_711_900_800_000);
+    assert_eq!(won.owner.as_deref(), Some("rep01"));
+    let flow = won.flow.as_ref().expect("a flow");
+    assert_eq!(
+        (flow.stage.as_str(), flow.outcome.as_ref().map(|o| o.as_str())),
+        ("won", Some("won"))
+    );
+    let events =
+        harness.state.engine().store().events_of(&RecordId::new(ids[0].as_str())).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "imported");
+    let data = &events[0].data;
+    assert_eq!(data["event"], "imported");
+    assert_eq!(data["source"], "旧 CRM");
+    assert_eq!(data["created_at"], 1_711_900_800_000_i64);
+    assert_eq!(data["stages"], json!([{"stage": "won", "at": 1_747_670_400_000_i64}]));
+    assert_eq!(data["ended"], json!({"outcome": "won", "at": 1_747_670_400_000_i64}));
+    assert_eq!(data["by"], "admin");
+    let open = harness.state.engine().record(&ids[1]).expect("read").expect("the record");
+    assert_eq!(open.stage().map(|s| s.as_str()), Some("negotiation"));
+    let events =
+        harness.state.engine().store().events_of(&RecordId::new(ids[1].as_str())).expect("events");
+    assert_eq!(events[0].data["ended"], Value::Null);
+    // The record reads through the API like any other, for its owner.
+    let rep = harness.login("rep02").await;
+    let read = harness.get(&format!("/api/records/opportunity/{}", ids[1]), &rep).await;
+    assert_eq!(read.expect(StatusCode::OK).body["fields"]["amount"], json!(850_000.0));
+}
+
+#[tokio::test]
+async fn the_fixture_customers_import_as_text_csv() {
+    let harness = Harness::new();
+    let admin = harness.login("admin").await;
+    let csv =
+        std::fs::read(repo().join("crates/import/tests/data/customers.csv")).expect("fixture");
+    let request = Request::post("/api/import/customer?dry_run=true")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "text/csv; charset=utf-8")
+        .body(Body::from(csv))
+        .expect("request");
+    let report = harness.send(request).await.expect(StatusCode::OK).body;
+    assert_eq!(report["problems"], json!([]), "{report:#}");
+    assert_eq!(report["valid_rows"], 3);
+}
+
+#[tokio::test]
+async fn only_roles_that_see_everything_may_import() {
+    let harness = Harness::new();
+    let rep = harness.login("rep01").await;
+    let answer =
+        harness.post("/api/import/opportunity?dry_run=true", &rep, json!({"csv": DEALS})).await;
+    answer.problem(StatusCode::FORBIDDEN);
+    let director = harness.login("director").await;
+    harness
+        .post("/api/import/opportunity?dry_run=true", &director, json!({"csv": DEALS}))
+        .await
+        .expect(StatusCode::OK);
+    let admin = harness.login("admin").await;
+    harness
+        .post("/api/import/nothing?dry_run=true", &admin, json!({"csv": DEALS}))
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    let wrong = json!({"csv": DEALS, "mapping": {"form": "customer"}});
+    harness.post("/api/import/opportunity", &admin, wrong).await.problem(StatusCode::BAD_REQUEST);
+    // Someone else's job is not found.
+    let started = harness
+        .post("/api/import/opportunity", &admin, json!({"csv": DEALS, "mapping": deals_mapping()}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let location = started.header("location").to_owned();
+    finished(&harness, &admin, &location).await;
+    harness.get(&location, &director).await.problem(StatusCode::NOT_FOUND);
+}
