@@ -91,6 +91,9 @@ pub struct History {
     pub actions: Vec<Mark>,
     /// Approval decisions.
     pub decisions: Vec<DecisionMark>,
+    /// Approvals requested, with the people asked (to tell a decision by someone
+    /// else, in the audit).
+    pub requests: Vec<RequestMark>,
     /// Approvals passed automatically: `name` is the approval, `detail` is `audited`
     /// when it was sampled for audit.
     pub auto_approvals: Vec<Mark>,
@@ -146,6 +149,17 @@ pub struct DecisionMark {
     pub approve: bool,
     /// The approval's status after the decision (`pending`, `approved`, `rejected`).
     pub status: String,
+    /// When.
+    pub at: i64,
+}
+
+/// An approval requested from some people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RequestMark {
+    /// The approval.
+    pub approval: String,
+    /// The people who may decide.
+    pub approvers: Vec<String>,
     /// When.
     pub at: i64,
 }
@@ -260,6 +274,7 @@ impl History {
             escalations: Vec::new(),
             actions: Vec::new(),
             decisions: Vec::new(),
+            requests: Vec::new(),
             auto_approvals: Vec::new(),
             changes: Vec::new(),
             events: Vec::new(),
@@ -309,6 +324,18 @@ impl History {
             "approval_auto_approved" => {
                 let audited = data.get("audited").and_then(Value::as_bool) == Some(true);
                 self.auto_approvals.push(mark("approval", audited.then(|| "audited".to_owned())));
+            }
+            "approval_requested" => {
+                if let Some(approval) = text(data, "approval") {
+                    let approvers = data
+                        .get("approvers")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|user| user.as_str().map(str::to_owned))
+                        .collect();
+                    self.requests.push(RequestMark { approval, approvers, at });
+                }
             }
             "approval_decided" => {
                 if let (Some(approval), Some(user)) = (text(data, "approval"), text(data, "user")) {

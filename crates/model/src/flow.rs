@@ -43,6 +43,12 @@ pub struct FlowFile {
     /// Without it the dashboard shows only the stage funnel, SLA breaches and alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measures: Option<Measures>,
+    /// How people's use of the system is measured on this flow's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<Box<crate::adoption::Adoption>>,
+    /// The thresholds of the process-health audit for this flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Box<crate::adoption::AuditThresholds>>,
 }
 
 /// The figures a flow's records feed, named by the pack so that the engine never

@@ -5,6 +5,7 @@
 //! turns these raw types into validated definitions. The types double as the source
 //! of the JSON Schemas editors use (see [`format_schemas`]).
 
+mod adoption;
 mod calendar;
 mod common;
 mod diagnostic;
@@ -16,6 +17,7 @@ mod org;
 mod rules;
 mod schemas;
 
+pub use adoption::{Adoption, AdoptionTargets, AuditThresholds};
 pub use calendar::{CalendarFile, DateEntry, DateRange, HoursSpan, WeekHours};
 pub use common::{
     DURATION_PATTERN, Duration, FIELD_PATTERN, FieldName, ID_PATTERN, Id, LocalizedText, Party,

@@ -22,6 +22,7 @@ use crate::schedule::parse_schedule;
 use crate::structure::closest;
 use crate::tree::ScalarKind;
 
+mod adoption;
 mod graphs;
 mod measures;
 
@@ -1874,6 +1875,7 @@ impl Context<'_> {
         for (index, stage) in flow.stages.iter().enumerate() {
             self.check_stage(stage, index, form, file, &owner, &unknown_stage, &stages, &flow);
         }
+        self.check_adoption(&flow, form, file, &unknown_stage, &stages);
 
         // Transitions.
         let mut edges: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
