@@ -1,6 +1,7 @@
 //! The `stagecraft` command. It only wires: parsing arguments, calling the library
 //! crates, printing their answers and choosing the exit code.
 
+mod import;
 mod render;
 
 use std::io::Write;
@@ -64,6 +65,31 @@ enum Command {
         /// The data folder to create.
         #[arg(long, default_value = "data")]
         data: PathBuf,
+    },
+    /// Import a CSV file from another system as records of a form, with their own
+    /// history (see docs/import.md). Every row is checked first; the records are
+    /// written all at once, or none when a row has a problem. Stop the server first.
+    Import {
+        /// The form the rows become records of.
+        #[arg(long)]
+        form: String,
+        /// The mapping (JSON or YAML); what it leaves out is found from the headers.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Only check, and print every problem with its row and column.
+        #[arg(long)]
+        dry_run: bool,
+        /// The data folder.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// The packs (and org file, to find owners by name) the server runs with.
+        #[arg(long, num_args = 1.., default_values = ["flows", "schemas"])]
+        packs: Vec<PathBuf>,
+        /// The user recorded as having imported (and owner of rows without one).
+        #[arg(long)]
+        by: Option<String>,
+        /// The CSV file (UTF-8).
+        file: PathBuf,
     },
     /// Check that every projection and every record can be rebuilt from the stored
     /// data and the event log. Exits 1 when something differs.
@@ -146,6 +172,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { data, out } => backup(&data, &out),
         Command::Restore { from, data } => restore(&from, &data),
         Command::Verify { data, packs } => verify(&data, &packs),
+        Command::Import { form, mapping, dry_run, data, packs, by, file } => {
+            import::run(import::ImportArgs { form, mapping, file, dry_run, data, packs, by })
+        }
         Command::Serve { addr, data, packs, demo, demo_dir, clock, notify } => {
             let config = stagecraft_server::Config {
                 addr,

@@ -13,7 +13,9 @@ use stagecraft_pack::{CompiledForm, Definitions, SourceFile, YamlFile};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
-    /// The form the rows become records of.
+    /// The form the rows become records of (the API and the command line name it
+    /// too, so a mapping file may leave it out).
+    #[serde(default)]
     pub form: String,
     /// For each form field, the column (its header) it comes from.
     #[serde(default)]

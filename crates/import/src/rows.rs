@@ -515,8 +515,12 @@ impl Reader<'_> {
             }
             _ => {}
         }
-        let keys: Vec<String> =
-            keys.into_iter().chain(self.search_fields(form, field, target)).collect();
+        let mut keys = keys;
+        for name in self.search_fields(form, field, target) {
+            if !keys.contains(&name) {
+                keys.push(name);
+            }
+        }
         Err(Unreadable::new(
             format!("找不到「{text}」（按 {} 查找「{target}」）", keys.join("、")),
             format!("no `{target}` record is “{text}” (looked up by {})", keys.join(", ")),
