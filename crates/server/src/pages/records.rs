@@ -937,6 +937,19 @@ fn describe(
 
 // ----- moves and decisions ---------------------------------------------------------------------
 
+        Event::OwnerChanged { to, why, .. } => match (why, to) {
+            (stagecraft_runtime::OwnerChange::Claimed, Some(to)) => {
+                format!(
+                    "{} {}",
+                    prepared.person(to),
+                    l.pick("从客户池认领", "claimed it from the pool")
+                )
+            }
+            (stagecraft_runtime::OwnerChange::ReturnedIdle, _) => {
+                l.pick("长期无跟进，退回客户池", "Idle too long: back to the pool").to_owned()
+            }
+            _ => l.pick("释放回客户池", "Released to the pool").to_owned(),
+        },
 /// Runs a command on a visible record; a refusal shows the record page with why.
 async fn act(
     state: AppState,
