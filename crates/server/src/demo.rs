@@ -97,12 +97,6 @@ enum Step {
         record: String,
         to: String,
     },
-    /// Give a record of a pool form back to its pool (it has no owner afterwards).
-    Release {
-        #[serde(rename = "as")]
-        actor: String,
-        record: String,
-    },
     /// Decide an approval.
     Decide {
         #[serde(rename = "as")]
@@ -188,10 +182,6 @@ fn run_commands(engine: &Engine, path: &Path) -> Result<usize, ServerError> {
                 let id = resolve(&record, &names).map_err(fail)?;
                 let command = Command::Transition { to: Id::from(to.as_str()) };
                 (actor, Target::Existing(id), command, None)
-            }
-            Step::Release { actor, record } => {
-                let id = resolve(&record, &names).map_err(fail)?;
-                (actor, Target::Existing(id), Command::Release, None)
             }
             Step::Decide { actor, record, approval, approve, reason } => {
                 let id = resolve(&record, &names).map_err(fail)?;

@@ -14,7 +14,7 @@ mod insights;
 mod list;
 mod notifications;
 mod org;
-pub(crate) mod pool;
+mod pool;
 mod query;
 pub(crate) mod records;
 pub(crate) mod session;

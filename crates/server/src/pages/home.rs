@@ -112,6 +112,12 @@ pub(crate) async fn home(
 ) -> Response {
     let l = lang.lang;
     let user = signed.user.clone();
+    // The first visit shows the walkthrough, once.
+    let (checking, who) = (state.clone(), user.clone());
+    if blocking(move || Ok(super::onboarding::first_visit(&checking, &who))).await.unwrap_or(false)
+    {
+        return super::see_other("/welcome");
+    }
     let built = blocking(move || {
         let definitions = state.engine().definitions();
         let tasks: Vec<Value> = open_tasks(&state, &user)?

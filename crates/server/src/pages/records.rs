@@ -746,6 +746,8 @@ fn record_data(
         })
         .collect();
 
+    let next = super::onboarding::next_steps(l, stage_def, record.flow.as_ref(), &exits);
+    let overview = super::customer::overview_href(&definitions, record);
     let owner =
         record.owner.as_deref().map(|owner| prepared.person(owner)).unwrap_or_else(|| "—".into());
     let name = record_title(&definitions, record);
@@ -769,6 +771,9 @@ fn record_data(
         "fields": fields::display(&ctx, &record.fields, &links),
         "tasks": tasks,
         "history": history,
+        "next": next,
+        "overview_href": overview,
+        "overview_label": l.pick("全景视图", "360° view"),
     });
     Ok((data, href))
 }
@@ -937,19 +942,6 @@ fn describe(
 
 // ----- moves and decisions ---------------------------------------------------------------------
 
-        Event::OwnerChanged { to, why, .. } => match (why, to) {
-            (stagecraft_runtime::OwnerChange::Claimed, Some(to)) => {
-                format!(
-                    "{} {}",
-                    prepared.person(to),
-                    l.pick("从客户池认领", "claimed it from the pool")
-                )
-            }
-            (stagecraft_runtime::OwnerChange::ReturnedIdle, _) => {
-                l.pick("长期无跟进，退回客户池", "Idle too long: back to the pool").to_owned()
-            }
-            _ => l.pick("释放回客户池", "Released to the pool").to_owned(),
-        },
 /// Runs a command on a visible record; a refusal shows the record page with why.
 async fn act(
     state: AppState,
@@ -958,6 +950,7 @@ async fn act(
     form: String,
     id: String,
     command: Command,
+    back: Option<String>,
 ) -> Response {
     let user = signed.user.clone();
     let running = state.clone();
@@ -970,7 +963,9 @@ async fn act(
     let l = lang.lang;
     let (status, notices) = match outcome {
         Err(error) => return error.page(lang, Some(&signed)).into_response(),
-        Ok(Ok(executed)) => return see_other(&record_href(&executed.record)),
+        Ok(Ok(executed)) => {
+            return see_other(&back.unwrap_or_else(|| record_href(&executed.record)));
+        }
         Ok(Err(EngineError::Refused(Refusal::Gated(reasons)))) => {
             (StatusCode::CONFLICT, reasons.iter().map(|reason| reason_text(l, reason)).collect())
         }
@@ -1026,7 +1021,11 @@ pub(crate) async fn transition(
         Err(refused) => return refused,
     };
     let to = posted.get("to").unwrap_or_default().trim().to_owned();
-    act(state, lang, signed, form, id, Command::Transition { to: Id::from(to.as_str()) }).await
+    // A move posted from another page (the board) goes back there, if it is one of ours.
+    let back =
+        posted.get("back").filter(|back| !back.is_empty()).map(|back| super::safe_next(Some(back)));
+    let command = Command::Transition { to: Id::from(to.as_str()) };
+    act(state, lang, signed, form, id, command, back).await
 }
 
 pub(crate) async fn decide(
@@ -1044,5 +1043,5 @@ pub(crate) async fn decide(
     let reason =
         posted.get("reason").map(str::trim).filter(|reason| !reason.is_empty()).map(str::to_owned);
     let command = Command::Decide { approval: Id::from(approval.as_str()), approve, reason };
-    act(state, lang, signed, form, id, command).await
+    act(state, lang, signed, form, id, command, None).await
 }

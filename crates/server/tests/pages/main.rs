@@ -186,7 +186,11 @@ impl Harness {
             .expect(StatusCode::SEE_OTHER);
         assert_eq!(answer.header("location"), "/ui");
         let session = answer.cookie("stagecraft_session").expect("a session cookie");
-        Browser { cookie: format!("stagecraft_session={session}") }
+        let browser = Browser { cookie: format!("stagecraft_session={session}") };
+        // The first visit of the workbench shows the walkthrough (once); tests start
+        // after it.
+        self.get("/ui", Some(&browser.cookie)).await;
+        browser
     }
 
     /// The CSRF token of a signed-in browser, from its workbench.
@@ -334,6 +338,12 @@ async fn the_login_page_signs_in_and_rotates_the_session() {
     assert_ne!(format!("stagecraft_session={second}"), first.cookie);
     // The old session ended.
     harness.get("/ui", Some(&first.cookie)).await.expect(StatusCode::SEE_OTHER);
+    // rep02's first visit of the workbench shows the walkthrough, once.
+    let welcome = harness
+        .get("/ui", Some(&format!("stagecraft_session={second}")))
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(welcome.header("location"), "/welcome");
     let home = harness
         .get("/ui", Some(&format!("stagecraft_session={second}")))
         .await
