@@ -770,6 +770,77 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// How many records of `form` `user` owns, counted on the store's `owner` index
+    /// (every owned record is indexed by owner).
+    pub fn owned_count(&self, form: &str, user: &str) -> Result<u64, EngineError> {
+        let owner = stagecraft_store::IndexValue::from(user);
+        let mut count = 0u64;
+        let mut page = Page::first(500);
+        loop {
+            let ids = self.store.records_by_index(form, "owner", &owner, page.clone())?;
+            count += ids.len() as u64;
+            match ids.last() {
+                Some(last) if ids.len() == page.limit => {
+                    page = Page::after(last.clone(), page.limit)
+                }
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    /// `actor` takes record `id` from its form's pool (see [`Command::Claim`]): the
+    /// engine counts the records of the form the actor owns, and the runtime refuses
+    /// when that reaches the pool's `max_per_owner`. Two claims by one person at the
+    /// same moment may both pass the count; the limit is a working rule, not a lock.
+    pub fn claim(&self, actor: &str, id: &str) -> Result<Executed, EngineError> {
+        let record = self.record(id)?.ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
+        let owned = self.owned_count(record.form.as_str(), actor)?;
+        self.execute(Some(actor), Target::Existing(id.to_owned()), Command::Claim { owned }, None)
+    }
+
+    /// The idle sweep of the pools: every owned record of a form whose `x-form.pool`
+    /// has `return_after`, on which nobody worked for that long (counted on the
+    /// pool's calendar), goes back to the pool, each in its own commit, and its former
+    /// owner is told (the pool's `notify` template). Returns how many went back. Reads
+    /// every record of those forms, so callers run it seldom (the server: once per
+    /// hour of clock time).
+    pub fn return_idle_to_pool(&self) -> Result<usize, EngineError> {
+        let definitions = self.definitions();
+        let now = self.clock.now_ms();
+        let mut returned = 0;
+        for form in definitions.forms.values() {
+            if form.meta.pool.as_ref().and_then(|pool| pool.return_after.as_ref()).is_none() {
+                continue;
+            }
+            let mut page = Page::first(500);
+            loop {
+                let ids = self.store.records_of_form(form.id.as_str(), page.clone())?;
+                for id in &ids {
+                    let Some(record) = self.record(id.as_str())? else { continue };
+                    let due = stagecraft_runtime::returns_to_pool_at(&definitions, &record);
+                    if due.is_none_or(|due| due > now) {
+                        continue;
+                    }
+                    let target = Target::Existing(id.to_string());
+                    match self.execute(None, target, Command::ReturnIdle, None) {
+                        Ok(_) => returned += 1,
+                        Err(EngineError::Refused(_)) | Err(EngineError::Conflict) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                match ids.last() {
+                    Some(last) if ids.len() == page.limit => {
+                        page = Page::after(last.clone(), page.limit)
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(returned)
+    }
+}
+
 /// What [`Engine::verify`] found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Verification {
@@ -855,6 +926,7 @@ impl Engine {
                         }
                     }
                 }
+                "owner_changed" => owner = text("to"),
                 "stage_changed" => stage = text("to"),
                 "flow_ended" => outcome = text("outcome"),
                 // An imported record's history begins in another system: its fields

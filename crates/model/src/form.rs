@@ -40,6 +40,25 @@ pub struct FormMeta {
     /// Customer-pool rules for records without an owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolRules>,
+    /// Records of this form are feedback for the whole company (suggestions, ideas):
+    /// everyone may read them, and the feedback page lists them with their status and
+    /// the handlers' reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackRules>,
+}
+
+/// How a feedback form is handled: the field that says where an item stands, the
+/// field the handlers answer in, and who handles them.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRules {
+    /// The field that says where an item stands (an `enum` field, e.g. `status`).
+    pub status: FieldName,
+    /// The text field the handlers reply in.
+    pub reply: FieldName,
+    /// The roles that handle the items: they may reply and change the status of
+    /// every item, not only of items they own.
+    pub handlers: Vec<Id>,
 }
 
 /// A section of a generated form page.
@@ -69,6 +88,14 @@ pub struct PoolRules {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_per_owner: Option<u32>,
+    /// The calendar `return_after` counts on (`30d`: 30 working days); without
+    /// one it runs around the clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<Id>,
+    /// The message template that tells the former owner a record went back to the
+    /// pool; without one nobody is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Id>,
 }
 
 /// `x-ui`: how a field looks on a generated page.

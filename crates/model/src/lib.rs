@@ -29,7 +29,9 @@ pub use flow::{
     Action, Approval, ApprovalPolicy, AuditSampling, Condition, Effect, FlowFile, NotifyEffect,
     SetEffect, Sla, Stage, StartFlowEffect, Subflow, SubflowOutcome, TaskEffect, Transition,
 };
-pub use form::{FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, UserPick, Widget};
+pub use form::{
+    FeedbackRules, FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, UserPick, Widget,
+};
 pub use graph::{ActivityDate, CrossSell, Dormancy, Graph, Purchases};
 pub use manifest::{PackManifest, PackRequirement, RoleDecl, RoleSees};
 pub use org::{Department, Locale, OrgFile, Target, User};

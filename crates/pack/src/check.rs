@@ -1359,6 +1359,23 @@ impl Context<'_> {
                 }
             }
         }
+        for def in self.forms.values() {
+            let meta = &def.value.form.meta;
+            if let Some(pool) = &meta.pool {
+                if let Some(calendar) = &pool.calendar {
+                    let pointer = "/x-form/pool/calendar".to_owned();
+                    problems.push((def.file, pointer, Kind::Calendar, calendar.clone()));
+                }
+                if let Some(template) = &pool.notify {
+                    let pointer = "/x-form/pool/notify".to_owned();
+                    problems.push((def.file, pointer, Kind::Template, template.clone()));
+                }
+            }
+            for (index, role) in meta.feedback.iter().flat_map(|f| f.handlers.iter()).enumerate() {
+                let pointer = format!("/x-form/feedback/handlers/{index}");
+                problems.push((def.file, pointer, Kind::Role, role.clone()));
+            }
+        }
         for (file, pointer, kind, id) in problems {
             self.reference(kind, &id, file, &pointer);
         }

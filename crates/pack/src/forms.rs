@@ -357,6 +357,24 @@ fn check_local_references(
             );
         }
     }
+    if let Some(feedback) = &form.meta.feedback {
+        for (key, name) in [("status", &feedback.status), ("reply", &feedback.reply)] {
+            if !form.fields.contains_key(name) {
+                let hint = match structure::closest(name.as_str(), field_names()) {
+                    Some(candidate) => format!("did you mean `{candidate}`?"),
+                    None => "name a top-level field of this form".to_owned(),
+                };
+                out.push(
+                    Diagnostic::new(
+                        Code::UnknownField,
+                        format!("`x-form.feedback.{key}` names `{name}`, which is not a field of this form"),
+                    )
+                    .at(Some(source.location(document.value_range(&format!("/x-form/feedback/{key}")))))
+                    .hint(hint),
+                );
+            }
+        }
+    }
     let mut sections = BTreeMap::new();
     for (position, section) in form.meta.sections.iter().enumerate() {
         let pointer = format!("/x-form/sections/{position}/id");

@@ -9,11 +9,13 @@ mod org;
 mod protocol;
 mod state;
 
-pub use machine::{Context, Exit, Org, Outcome, create_problems, exits, start_subflow, step};
+pub use machine::{
+    Context, Exit, Org, Outcome, create_problems, exits, returns_to_pool_at, start_subflow, step,
+};
 pub use org::{Directory, OrgError};
 pub use protocol::{
-    Command, Effect, Event, FieldProblem, ImportedEnd, ImportedStage, Notification, Reason,
-    Refusal, Task, TaskKind, TimerKind,
+    Command, Effect, Event, FieldProblem, ImportedEnd, ImportedStage, Notification, OwnerChange,
+    Reason, Refusal, Task, TaskKind, TimerKind,
 };
 pub use state::{
     AlertMark, ApprovalState, ApprovalStatus, Decision, FlowState, ParentLink, Record,

@@ -10,14 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 use stagecraft_model::{
     Action, AlertRepeat, ApprovalPolicy, Condition, Effect as EffectDef, FieldName, FlowFile, Id,
-    Party, Stage, Text, TriggerEvent,
+    Party, PoolRules, Stage, Text, TriggerEvent,
 };
 use stagecraft_pack::{CompiledForm, Definitions};
 use stagecraft_rules::{Facts, GateOutcome, Sandbox};
 
 use crate::calendar;
 use crate::protocol::{
-    Command, Effect, Event, FieldProblem, Notification, Reason, Refusal, Task, TaskKind, TimerKind,
+    Command, Effect, Event, FieldProblem, Notification, OwnerChange, Reason, Refusal, Task,
+    TaskKind, TimerKind,
 };
 use crate::state::{
     AlertMark, ApprovalState, ApprovalStatus, Decision, FlowState, ParentLink, Record,
@@ -101,8 +102,21 @@ pub fn step(
         Command::Timer { key, timer } => run.timer(&key, timer)?,
         Command::Scan { alert } => run.scan(&alert)?,
         Command::Touched { by } => run.touched(&by),
+        Command::Claim { owned } => run.claim(owned)?,
+        Command::Release => run.release()?,
+        Command::ReturnIdle => run.return_idle()?,
     }
     Ok(run.finish())
+}
+
+/// When an owned record of a pool form goes back to the pool unless someone works on
+/// it: its last activity plus the pool's `return_after`, counted on the pool's
+/// calendar. `None` when the record has no owner or its form no idle return.
+pub fn returns_to_pool_at(definitions: &Definitions, record: &Record) -> Option<i64> {
+    record.owner.as_ref()?;
+    let pool = definitions.forms.get(&record.form)?.meta.pool.as_ref()?;
+    let calendar = pool.calendar.as_ref().and_then(|id| definitions.calendars.get(id));
+    calendar::add(calendar, record.last_activity_at, pool.return_after.as_ref()?)
 }
 
 fn create(
@@ -1232,6 +1246,80 @@ impl<'c, 'a> Run<'c, 'a> {
         // A linked record is activity on this one.
         self.touched(linked.get("id").and_then(Value::as_str).unwrap_or_default());
         self.field_actions()
+    }
+
+    // ----- the pool ----------------------------------------------------------------------
+
+    fn pool(&self) -> Result<&'a PoolRules, Refusal> {
+        let form = self.form()?;
+        form.meta.pool.as_ref().ok_or_else(|| {
+            Refusal::NotApplicable(format!(
+                "form `{}` has no pool: its records are not claimed or released",
+                form.id
+            ))
+        })
+    }
+
+    fn claim(&mut self, owned: u64) -> Result<(), Refusal> {
+        let pool = self.pool()?;
+        let actor = self
+            .cx
+            .actor
+            .ok_or_else(|| Refusal::Forbidden("only a person can claim a record".into()))?;
+        match self.record.owner.as_deref() {
+            Some(owner) if owner == actor => {
+                return Err(Refusal::NotApplicable("you own this record already".into()));
+            }
+            Some(owner) => {
+                return Err(Refusal::NotApplicable(format!(
+                    "the record belongs to {owner}; only a record in the pool can be claimed"
+                )));
+            }
+            None => {}
+        }
+        if let Some(max) = pool.max_per_owner {
+            if owned >= u64::from(max) {
+                return Err(Refusal::NotApplicable(format!(
+                    "you own {owned} records of form `{}`, the most one person may own ({max}); \
+                     release one first",
+                    self.record.form
+                )));
+            }
+        }
+        // Taking a record is working on it: the idle time starts again.
+        self.record.last_activity_at = self.cx.now;
+        self.change_owner(Some(actor.to_owned()), OwnerChange::Claimed);
+        Ok(())
+    }
+
+    fn release(&mut self) -> Result<(), Refusal> {
+        self.pool()?;
+        if self.record.owner.is_none() {
+            return Err(Refusal::NotApplicable("the record is in the pool already".into()));
+        }
+        self.change_owner(None, OwnerChange::Released);
+        Ok(())
+    }
+
+    fn return_idle(&mut self) -> Result<(), Refusal> {
+        let pool = self.pool()?;
+        let Some(owner) = self.record.owner.clone() else {
+            return Err(Refusal::NotApplicable("the record is in the pool already".into()));
+        };
+        let due = returns_to_pool_at(self.definitions(), &self.record);
+        if due.is_none_or(|due| due > self.cx.now) {
+            return Err(Refusal::NotApplicable("the record has not been idle long enough".into()));
+        }
+        self.change_owner(None, OwnerChange::ReturnedIdle);
+        if let Some(template) = &pool.notify {
+            self.notify(vec![owner], template, &[], "pool");
+        }
+        Ok(())
+    }
+
+    fn change_owner(&mut self, to: Option<String>, why: OwnerChange) {
+        let from = std::mem::replace(&mut self.record.owner, to.clone());
+        self.events.push(Event::OwnerChanged { from, to, why });
     }
 
     /// Work on a record that links here counts as activity on this one.

@@ -77,6 +77,22 @@ pub enum Command {
         /// The alert.
         alert: Id,
     },
+    /// Take a record of a pool form (`x-form.pool`) that has no owner: the actor
+    /// becomes its owner. Refused when it has an owner, when its form has no pool, or
+    /// when the actor already owns `max_per_owner` records of the form.
+    Claim {
+        /// How many records of the form the actor owns now (the engine counts them
+        /// on the store's `owner` index, so the runtime stays free of queries).
+        owned: u64,
+    },
+    /// Give a record of a pool form back to the pool: its owner is cleared. Who may
+    /// do it is the caller's decision (the server lets whoever may change the
+    /// record: the owner, their managers, `sees: all` roles).
+    Release,
+    /// The engine's idle sweep: an owned record of a pool form with no activity for
+    /// the pool's `return_after` goes back to the pool, and its former owner is told.
+    /// Refused when the record is not idle (yet).
+    ReturnIdle,
 }
 
 /// Why a timer was set.
@@ -249,6 +265,27 @@ pub enum Event {
         /// How it ended, if it did.
         ended: Option<ImportedEnd>,
     },
+    /// The record changed hands: taken from or given back to the pool.
+    OwnerChanged {
+        /// The owner before (`None`: it was in the pool).
+        from: Option<String>,
+        /// The owner after (`None`: it is in the pool now).
+        to: Option<String>,
+        /// Why.
+        why: OwnerChange,
+    },
+}
+
+/// Why the owner of a record changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerChange {
+    /// Someone took the record from the pool.
+    Claimed,
+    /// Its owner (or someone who may change it) gave it back to the pool.
+    Released,
+    /// Nobody worked on it for the pool's `return_after`; it went back by itself.
+    ReturnedIdle,
 }
 
 /// A stage an imported record reached, and when.

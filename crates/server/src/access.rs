@@ -16,13 +16,26 @@ use stagecraft_model::{Id, RoleSees};
 use stagecraft_pack::Definitions;
 use stagecraft_runtime::{Directory, Org, Record};
 
-/// Whether `user` may see `record`.
+/// Whether `user` may see `record`: as the org says (above), and besides
+/// - a record of a pool form (`x-form.pool`) that has no owner, for everyone, so that
+///   anyone who may create such records can find and claim it (once claimed, the
+///   rules above apply again);
+/// - a record of a feedback form (`x-form.feedback`), for everyone: feedback is for
+///   the whole company.
 pub(crate) fn can_read(
     definitions: &Definitions,
     org: &Directory,
     user: &str,
     record: &Record,
 ) -> bool {
+    let meta = definitions.forms.get(&record.form).map(|form| &form.meta);
+    let in_pool = record.owner.is_none() && meta.is_some_and(|meta| meta.pool.is_some());
+    let feedback = meta.is_some_and(|meta| meta.feedback.is_some());
+    in_pool || feedback || sees_by_org(definitions, org, user, record)
+}
+
+/// Whether the org lets `user` see `record`: see the module's description.
+fn sees_by_org(definitions: &Definitions, org: &Directory, user: &str, record: &Record) -> bool {
     let roles = org.roles_of(user);
     let sees_all = |role: &String| {
         definitions
@@ -47,14 +60,31 @@ pub(crate) fn can_read(
     })
 }
 
-/// Whether `user` may change `record` (fields, stage, approvals).
+/// Whether `user` may change `record` (fields, stage, approvals): whoever the org
+/// lets see it, and for a feedback form also the holders of its `handlers` roles. A
+/// record in a pool is not changed before someone claims it.
 pub(crate) fn can_write(
     definitions: &Definitions,
     org: &Directory,
     user: &str,
     record: &Record,
 ) -> bool {
-    can_read(definitions, org, user, record)
+    sees_by_org(definitions, org, user, record) || handles_feedback(definitions, org, user, record)
+}
+
+/// Whether `user` holds one of the `handlers` roles of the record's feedback form.
+pub(crate) fn handles_feedback(
+    definitions: &Definitions,
+    org: &Directory,
+    user: &str,
+    record: &Record,
+) -> bool {
+    let Some(feedback) = definitions.forms.get(&record.form).and_then(|f| f.meta.feedback.as_ref())
+    else {
+        return false;
+    };
+    let roles = org.roles_of(user);
+    feedback.handlers.iter().any(|handler| roles.iter().any(|held| held == handler.as_str()))
 }
 
 /// Whether `user` heads the department of `owner` or one above it.

@@ -97,6 +97,12 @@ enum Step {
         record: String,
         to: String,
     },
+    /// Give a record of a pool form back to its pool (it has no owner afterwards).
+    Release {
+        #[serde(rename = "as")]
+        actor: String,
+        record: String,
+    },
     /// Decide an approval.
     Decide {
         #[serde(rename = "as")]
@@ -182,6 +188,10 @@ fn run_commands(engine: &Engine, path: &Path) -> Result<usize, ServerError> {
                 let id = resolve(&record, &names).map_err(fail)?;
                 let command = Command::Transition { to: Id::from(to.as_str()) };
                 (actor, Target::Existing(id), command, None)
+            }
+            Step::Release { actor, record } => {
+                let id = resolve(&record, &names).map_err(fail)?;
+                (actor, Target::Existing(id), Command::Release, None)
             }
             Step::Decide { actor, record, approval, approve, reason } => {
                 let id = resolve(&record, &names).map_err(fail)?;

@@ -174,9 +174,12 @@ pub(crate) fn build(
         members.insert(manager.clone());
         members
     });
+    // Records in a pool are nobody's: no one's graph draws them.
+    let pooled = definitions.forms.get(&graph.centre).is_some_and(|form| form.meta.pool.is_some());
     let in_scope = |record: &Record| {
         let owner = record.owner.as_deref();
-        scope.rep.as_deref().is_none_or(|rep| owner == Some(rep))
+        (!pooled || owner.is_some())
+            && scope.rep.as_deref().is_none_or(|rep| owner == Some(rep))
             && team.as_ref().is_none_or(|team| owner.is_some_and(|owner| team.contains(owner)))
     };
     let read = Reader { state, definitions: &definitions };

@@ -19,6 +19,10 @@ use crate::error::ServerError;
 /// The record that keeps the server's own settings in the store.
 const SERVER_RECORD: &str = "_server";
 
+/// How often (in clock milliseconds) the pools' idle sweep runs: an hour. A record
+/// returns to its pool within an hour of running out of time.
+const POOL_SWEEP_EVERY: i64 = 60 * 60 * 1000;
+
 /// What a started server has loaded, for the lines it prints.
 #[derive(Debug)]
 pub struct Startup {
@@ -45,6 +49,9 @@ struct Inner {
     /// Held while timers fire and scans run, so that the background task and a clock
     /// change do not run them side by side.
     maintenance: Mutex<()>,
+    /// When (clock time) the pools' idle sweep last ran: it reads every record of the
+    /// pool forms, so it runs at most once per [`POOL_SWEEP_EVERY`].
+    pool_swept_at: std::sync::atomic::AtomicI64,
     /// Checked against when a username is unknown, so that a wrong username takes as
     /// long to refuse as a wrong password.
     decoy_hash: String,
@@ -100,6 +107,7 @@ impl AppState {
                 sessions,
                 logins: LoginLimiter::default(),
                 maintenance: Mutex::new(()),
+                pool_swept_at: std::sync::atomic::AtomicI64::new(i64::MIN),
                 decoy_hash: hash_password(&new_token(), config.password_cost)?,
                 pack_paths: paths,
                 files_dir: config.data.join(crate::uploads::FILES_FOLDER),
@@ -184,9 +192,26 @@ impl AppState {
         let engine = &self.inner.engine;
         let fired = engine.fire_due_timers()?;
         let scanned = engine.run_scheduled_scans()?;
+        self.return_idle_to_pool()?;
         self.inner.sessions.prune(engine.now());
         self.inner.logins.prune(Instant::now());
         Ok((fired, scanned))
+    }
+
+    /// Runs the pools' idle sweep when the clock moved on by [`POOL_SWEEP_EVERY`] since
+    /// it last ran (at start, and after a manual clock jumps ahead); returns how many
+    /// records went back to their pool.
+    fn return_idle_to_pool(&self) -> Result<usize, stagecraft_engine::EngineError> {
+        use std::sync::atomic::Ordering;
+        let engine = &self.inner.engine;
+        let now = engine.now();
+        let last = self.inner.pool_swept_at.load(Ordering::Relaxed);
+        if last != i64::MIN && now.saturating_sub(last) < POOL_SWEEP_EVERY {
+            return Ok(0);
+        }
+        let returned = engine.return_idle_to_pool()?;
+        self.inner.pool_swept_at.store(now, Ordering::Relaxed);
+        Ok(returned)
     }
 
     /// Returns once no round of timers and scans is running.

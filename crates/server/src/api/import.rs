@@ -73,24 +73,24 @@ pub(crate) struct ImportRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct JobStatus {
     /// The job id.
-    id: String,
+    pub(crate) id: String,
     /// The form.
-    form: String,
+    pub(crate) form: String,
     /// `running`, `done` (every record written), `refused` (rows have problems:
     /// nothing written, see `report`) or `failed` (nothing written, see `error`).
-    state: String,
+    pub(crate) state: String,
     /// Rows in the file.
-    total: usize,
+    pub(crate) total: usize,
     /// Rows read and checked so far.
-    checked: usize,
+    pub(crate) checked: usize,
     /// Records written (all at once, at the end).
-    written: usize,
+    pub(crate) written: usize,
     /// The per-row report, once the rows are checked.
-    report: Option<Report>,
+    pub(crate) report: Option<Report>,
     /// The new records' ids, in the file's order, once written.
-    ids: Vec<String>,
+    pub(crate) ids: Vec<String>,
     /// Why the job failed.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// How a job ended.

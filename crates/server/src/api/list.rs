@@ -138,7 +138,7 @@ fn filter_value(
 }
 
 /// The cursor of a page that ends after `id`: its bytes in hexadecimal.
-fn cursor_of(id: &RecordId) -> String {
+pub(crate) fn cursor_of(id: &RecordId) -> String {
     id.as_str().bytes().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -148,7 +148,7 @@ fn bad_cursor() -> Problem {
     )
 }
 
-fn record_after(cursor: &str) -> Result<RecordId, Problem> {
+pub(crate) fn record_after(cursor: &str) -> Result<RecordId, Problem> {
     if cursor.is_empty() || cursor.len() % 2 != 0 || cursor.len() > 1024 {
         return Err(bad_cursor());
     }

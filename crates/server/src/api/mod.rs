@@ -9,7 +9,7 @@ mod definitions;
 mod doc;
 pub(crate) mod files;
 mod graph;
-mod import;
+pub(crate) mod import;
 mod insights;
 mod list;
 mod notifications;
