@@ -59,7 +59,12 @@ async fn the_board_shows_my_deals_by_stage_with_their_exits_and_gates() {
     let at = body.find(&format!("id=\"card-{lead}\"")).expect("card");
     assert!(column < at && at < next_column, "the deal is in its stage's column");
     assert!(lead_card.contains("负责人: 林晓峰"), "{lead_card}");
-    assert!(lead_card.contains("本阶段已0 天"), "{lead_card}");
+    assert!(lead_card.contains("本阶段已 0 天"), "{lead_card}");
+    // The amount the flow's measures name, and the column's total.
+    assert!(
+        lead_card.contains("<div class=\"amount\">预计金额（元） 1,200,000</div>"),
+        "{lead_card}"
+    );
     assert!(
         lead_card.contains(&format!("<a href=\"/customers/{customer}\">苏州精工机械有限公司</a>")),
         "the customer's overview: {lead_card}"
@@ -68,7 +73,10 @@ async fn the_board_shows_my_deals_by_stage_with_their_exits_and_gates() {
     assert!(lead_card.contains("<span class=\"closed\">开始初步接触</span>"), "{lead_card}");
     let reason = first_reason(lead_card);
     assert!(!reason.is_empty());
-    assert!(body.contains("<p class=\"totals\">1 条"), "column totals: {body}");
+    assert!(
+        body.contains("<p class=\"totals\">1 条 · 合计 1,200,000</p>"),
+        "column totals: {body}"
+    );
 
     // Posted anyway (a stale board), the move is refused and the record page says why.
     let csrf = harness.csrf(&rep).await;
@@ -163,4 +171,27 @@ async fn managers_see_their_team_and_the_director_sees_everyone() {
     let director = harness.sign_in("director").await;
     let page = harness.get("/board", Some(&director.cookie)).await.page(StatusCode::OK);
     assert!(page.body.contains("焊装线升级") && page.body.contains("反应釜自动化控制系统"));
+}
+
+#[tokio::test]
+async fn cards_flag_stalled_deals_breached_slas_and_open_reviews() {
+    let harness = Harness::new();
+    // More than a week in the same stage: the stall alert (with its task) and the
+    // lead stage's two-day SLA.
+    for by in ["8d", "1d", "1d"] {
+        super::todos::advance(&harness, by).await;
+    }
+    let rep = harness.sign_in("rep01").await;
+    let page = harness.get("/board", Some(&rep.cookie)).await.page(StatusCode::OK);
+    let lead = record_id(&harness, "opportunity", "name", "冲压线自动化改造");
+    let lead_card = card(&page.body, &lead);
+    assert!(lead_card.contains("<span class=\"stalled\">商机停滞</span>"), "{lead_card}");
+    assert!(lead_card.contains("<span class=\"sla\">已超时</span>"), "{lead_card}");
+    assert!(
+        lead_card.contains(
+            "<span class=\"review\" title=\"填写停滞原因并制定下一步计划\">待审查</span>"
+        ),
+        "{lead_card}"
+    );
+    assert!(!lead_card.contains("本阶段已 0 天"), "{lead_card}");
 }
