@@ -10,8 +10,9 @@ fn repo() -> PathBuf {
 
 #[test]
 fn the_shipped_flows_and_the_demo_targets_load() {
-    let paths = ["flows/base", "flows/sales", "flows/after-sales", "examples/demo/company.org.yaml"]
-        .map(|path| repo().join(path));
+    let paths =
+        ["flows/base", "flows/sales", "flows/after-sales", "examples/demo/company.org.yaml"]
+            .map(|path| repo().join(path));
     let definitions = match stagecraft_pack::load(&paths) {
         Ok((definitions, _)) => definitions,
         Err(report) => {

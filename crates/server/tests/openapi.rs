@@ -246,6 +246,7 @@ async fn what_the_endpoints_answer_validates_against_the_document() {
         "/api/org/users",
         "/api/org/departments",
         "/api/tokens",
+        "/api/insights?period=2027-Q1",
     ] {
         let (status, body) = call(&server, Method::GET, uri, Some(&rep), None).await;
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");

@@ -10,7 +10,7 @@ mod doc;
 pub(crate) mod files;
 mod graph;
 pub(crate) mod import;
-mod insights;
+pub(crate) mod insights;
 mod list;
 mod notifications;
 mod org;
