@@ -455,6 +455,7 @@ const TEMPLATE_SOURCES: &[(&str, &str)] = &[
     ("graph", include_str!("../../templates/graph.hbs")),
     ("suggestions", include_str!("../../templates/suggestions.hbs")),
     ("audit", include_str!("../../templates/audit.hbs")),
+    ("adoption", include_str!("../../templates/adoption.hbs")),
     ("import", include_str!("../../templates/import.hbs")),
     ("onboarding", include_str!("../../templates/onboarding.hbs")),
 ];
