@@ -132,3 +132,87 @@ fn print_problems(report: &Report) {
         );
     }
 }
+
+/// What `stagecraft import-org` was asked.
+#[derive(Debug)]
+pub(crate) struct OrgArgs {
+    pub(crate) org: PathBuf,
+    pub(crate) people: Option<PathBuf>,
+    pub(crate) departments: Option<PathBuf>,
+    pub(crate) dry_run: bool,
+    pub(crate) packs: Vec<PathBuf>,
+}
+
+/// Merges people and departments files into the org file and writes it in place (the
+/// file before is kept beside it as `<file>.bak`), after the pack checker accepts the
+/// packs with the new file; a running server's pack watcher then reloads it.
+pub(crate) fn run_org(args: OrgArgs) -> anyhow::Result<ExitCode> {
+    let read = |path: &Option<PathBuf>| -> anyhow::Result<Option<Vec<u8>>> {
+        path.as_ref()
+            .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
+            .transpose()
+    };
+    let (people, departments) = (read(&args.people)?, read(&args.departments)?);
+    anyhow::ensure!(
+        people.is_some() || departments.is_some(),
+        "give a people file (--people) or a departments file (--departments), or both"
+    );
+    let source = stagecraft_pack::SourceFile::read(&args.org)
+        .map_err(|diagnostic| anyhow::anyhow!(diagnostic.message))?;
+    let file = stagecraft_pack::YamlFile::parse(source)
+        .map_err(|diagnostic| anyhow::anyhow!(diagnostic.message))?;
+    let current: stagecraft_model::OrgFile = serde_json::from_value(file.value)
+        .with_context(|| format!("reading {} as an org file", args.org.display()))?;
+    let mut paths = args.packs.clone();
+    if !paths.iter().any(|path| args.org.starts_with(path)) {
+        paths.push(args.org.clone());
+    }
+    let definitions = match stagecraft_pack::load(&paths) {
+        Ok((definitions, _)) => definitions,
+        Err(report) => {
+            crate::render::human(&report).context("writing the report")?;
+            anyhow::bail!("the packs have errors; fix them first");
+        }
+    };
+    let result = stagecraft_import::import_org(
+        &definitions,
+        &current,
+        people.as_deref(),
+        departments.as_deref(),
+    );
+    for problem in &result.problems {
+        let found = &problem.problem;
+        let column = found.column.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+        let value = found.value.as_deref().map(|v| format!(" “{v}”")).unwrap_or_default();
+        println!(
+            "{} row {}{column}{value}: {} / {}",
+            problem.file, found.row, found.message_zh, found.message_en
+        );
+    }
+    println!("people added: {}", result.added_people.join(", "));
+    println!("people changed: {}", result.changed_people.join(", "));
+    println!("departments added: {}", result.added_departments.join(", "));
+    println!("departments changed: {}", result.changed_departments.join(", "));
+    if !result.problems.is_empty() {
+        println!("{} problems; the org file was not changed", result.problems.len());
+        return Ok(ExitCode::from(1));
+    }
+    if args.dry_run {
+        println!("dry run: the org file was not changed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let backup = PathBuf::from(format!("{}.bak", args.org.display()));
+    std::fs::copy(&args.org, &backup)
+        .with_context(|| format!("keeping the org file as {}", backup.display()))?;
+    std::fs::write(&args.org, &result.yaml)
+        .with_context(|| format!("writing {}", args.org.display()))?;
+    let report = stagecraft_pack::check(&paths);
+    if report.has_errors() {
+        std::fs::copy(&backup, &args.org)
+            .with_context(|| format!("putting {} back", args.org.display()))?;
+        crate::render::human(&report).context("writing the report")?;
+        anyhow::bail!("the new org file does not pass the checks; the old one is back in place");
+    }
+    println!("wrote {} (the file before is {})", args.org.display(), backup.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -91,6 +91,25 @@ enum Command {
         /// The CSV file (UTF-8).
         file: PathBuf,
     },
+    /// Merge CSV files of people and departments into the company's org file and
+    /// write it in place, after the pack checker accepts it (see docs/import.md).
+    ImportOrg {
+        /// The org file (`*.org.yaml`) to merge into and write.
+        #[arg(long)]
+        org: PathBuf,
+        /// The people: id, name, e-mail, phone, department, manager, roles.
+        #[arg(long)]
+        people: Option<PathBuf>,
+        /// The departments: id, name, English name, parent, head.
+        #[arg(long)]
+        departments: Option<PathBuf>,
+        /// Only show who would be added and changed, and the problems.
+        #[arg(long)]
+        dry_run: bool,
+        /// The packs the org's roles come from.
+        #[arg(long, num_args = 1.., default_values = ["flows", "schemas"])]
+        packs: Vec<PathBuf>,
+    },
     /// Check that every projection and every record can be rebuilt from the stored
     /// data and the event log. Exits 1 when something differs.
     Verify {
@@ -172,6 +191,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { data, out } => backup(&data, &out),
         Command::Restore { from, data } => restore(&from, &data),
         Command::Verify { data, packs } => verify(&data, &packs),
+        Command::ImportOrg { org, people, departments, dry_run, packs } => {
+            import::run_org(import::OrgArgs { org, people, departments, dry_run, packs })
+        }
         Command::Import { form, mapping, dry_run, data, packs, by, file } => {
             import::run(import::ImportArgs { form, mapping, file, dry_run, data, packs, by })
         }

@@ -12,6 +12,7 @@
 
 mod convert;
 mod mapping;
+mod org;
 mod rows;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +22,7 @@ use stagecraft_engine::{Engine, EngineError};
 
 pub use convert::{Unreadable, boolean, convert, date_time, number};
 pub use mapping::Mapping;
+pub use org::{OrgImport, OrgProblem, import_org};
 pub use rows::{RowProblem, Table, distinct_values, read_table};
 
 /// How far an import is, for a progress bar: rows read of the total, then written.
