@@ -114,7 +114,10 @@ impl Words {
     }
 }
 
-fn coverage_table(rows: &[CoverageRow], w: &Words) -> Table {
+fn coverage_table(rows: &[CoverageRow], flows: &[FlowReport], w: &Words) -> Table {
+    let flow_title = |id: &str| {
+        flows.iter().find(|flow| flow.flow == id).map_or_else(|| id.to_owned(), |f| f.title.clone())
+    };
     Table {
         name: "coverage".into(),
         title: w.get("coverage"),
@@ -136,7 +139,7 @@ fn coverage_table(rows: &[CoverageRow], w: &Words) -> Table {
                 vec![
                     row.name.clone(),
                     w.get(&format!("kind_{}", row.kind)),
-                    row.flow.clone(),
+                    flow_title(&row.flow),
                     format_amount(row.target),
                     format_amount(row.pipeline),
                     percent(row.coverage),
@@ -267,7 +270,7 @@ fn flow_tables(report: &FlowReport, w: &Words) -> Vec<Table> {
 
 /// Every table of a dashboard: coverage first, then each flow's.
 fn all_tables(dashboard: &Dashboard, w: &Words) -> Vec<Table> {
-    std::iter::once(coverage_table(&dashboard.coverage, w))
+    std::iter::once(coverage_table(&dashboard.coverage, &dashboard.flows, w))
         .chain(dashboard.flows.iter().flat_map(|report| flow_tables(report, w)))
         .collect()
 }
@@ -442,7 +445,7 @@ fn page_data(state: &AppState, user: &str, dashboard: &Dashboard, l: Lang) -> Va
         "last_day": dashboard.last_day,
         "scope": if dashboard.sees_all { w.get("scope_all") } else { w.get("scope_some") },
         "choices": filter_choices(state, user, dashboard, l),
-        "coverage": table_json(&coverage_table(&dashboard.coverage, &w), &query, &w),
+        "coverage": table_json(&coverage_table(&dashboard.coverage, &dashboard.flows, &w), &query, &w),
         "flows": flows,
     })
 }

@@ -138,7 +138,7 @@ async fn every_table_downloads_as_csv_and_filters_change_the_figures() {
     assert!(answer.body.starts_with("\u{feff}对象,类型,流程,目标,"), "{}", answer.body);
     // Amounts with thousands separators are quoted; rep01's 2027-Q1 target is 1 980 000.
     assert!(
-        answer.body.contains("\r\n林晓峰,个人,sales-pipeline,\"1,980,000\",\"1,880,000\","),
+        answer.body.contains("\r\n林晓峰,个人,销售商机流程,\"1,980,000\",\"1,880,000\","),
         "{}",
         answer.body
     );
