@@ -130,6 +130,8 @@ pub(crate) struct GraphView {
     pub(crate) title: String,
     /// The centre form.
     pub(crate) centre: String,
+    /// The centre form's title.
+    pub(crate) centre_title: String,
     /// Whose records it shows.
     pub(crate) scope: Scope,
     /// The language of titles and sentences.
@@ -182,18 +184,14 @@ pub(crate) fn build(
             && scope.rep.as_deref().is_none_or(|rep| owner == Some(rep))
             && team.as_ref().is_none_or(|team| owner.is_some_and(|owner| team.contains(owner)))
     };
-    let read = Reader { state, definitions: &definitions };
+    let read = Reader { state, definitions: &definitions, lang };
     let centre = graph.centre.as_str();
     let all_centres = read.all(centre);
-    let mut centres: Vec<Record> = all_centres
+    let centres: Vec<Record> = all_centres
         .iter()
         .filter(|record| in_scope(record))
         .filter_map(|record| visible(state, viewer, centre, &record.id, Access::Read).ok())
         .collect();
-    centres.sort_by(|a, b| read.title(a).cmp(&read.title(b)).then_with(|| a.id.cmp(&b.id)));
-    let truncated = centres.len() > MAX_CENTRES;
-    centres.truncate(MAX_CENTRES);
-
     // Purchases of every centre record, for what each bought and for the shares.
     let bought = purchases(&read, &graph);
     let peers_of: BTreeMap<String, Option<String>> = match &graph.cross_sell {
@@ -208,22 +206,41 @@ pub(crate) fn build(
         None => BTreeMap::new(),
     };
     let last_contact = last_contacts(&read, &graph);
-
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut edges: Vec<Edge> = Vec::new();
-    let mut satellites: Vec<Vec<Node>> = Vec::new();
-    let shown: BTreeSet<String> = centres.iter().map(|record| record.id.clone()).collect();
-    let mut parents: Vec<Record> = Vec::new();
-    for record in &centres {
-        let products = bought.get(&record.id).cloned().unwrap_or_default();
+    let flags = |record: &Record| -> (Option<i64>, bool) {
         let last = match graph.dormant.as_ref().map(|d| d.activity.is_empty()) {
             Some(true) => Some(read.last_worked(&graph, record)),
             _ => last_contact.get(&record.id).copied(),
         };
+        let bought_any = bought.get(&record.id).is_some_and(|products| !products.is_empty());
         let dormant = graph.dormant.as_ref().is_some_and(|rule| {
             let after = rule.after.minutes().map_or(i64::MAX, |m| (m as i64) * 60_000);
-            (!rule.buyers_only || !products.is_empty()) && is_dormant(last, now, after)
+            (!rule.buyers_only || bought_any) && is_dormant(last, now, after)
         });
+        (last, dormant)
+    };
+
+    // What needs attention first: chances, then dormant records, then by name.
+    let mut centres: Vec<(Record, Option<i64>, bool)> = centres
+        .into_iter()
+        .map(|record| {
+            let (last, dormant) = flags(&record);
+            (record, last, dormant)
+        })
+        .collect();
+    centres.sort_by_cached_key(|(record, _, dormant)| {
+        (!found.contains_key(&record.id), !dormant, read.title(record), record.id.clone())
+    });
+    let truncated = centres.len() > MAX_CENTRES;
+    centres.truncate(MAX_CENTRES);
+
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut edges: Vec<Edge> = Vec::new();
+    let mut satellites: Vec<Vec<Node>> = Vec::new();
+    let shown: BTreeSet<String> = centres.iter().map(|(record, _, _)| record.id.clone()).collect();
+    let mut parents: Vec<Record> = Vec::new();
+    for (record, last, dormant) in &centres {
+        let (last, dormant) = (*last, *dormant);
+        let products = bought.get(&record.id).cloned().unwrap_or_default();
         let mut node = read.node(record, NodeKind::Centre, lang);
         node.dormant = dormant;
         node.last_contact = last.map(day);
@@ -272,6 +289,7 @@ pub(crate) fn build(
         graph: graph.id.to_string(),
         title: lang.text(&graph.title),
         centre: centre.to_owned(),
+        centre_title: form_title(&definitions, centre, lang),
         scope,
         lang: lang.code().to_owned(),
         nodes: drawn,
@@ -286,6 +304,7 @@ pub(crate) fn build(
 struct Reader<'a> {
     state: &'a AppState,
     definitions: &'a Definitions,
+    lang: Lang,
 }
 
 impl Reader<'_> {
@@ -327,8 +346,14 @@ impl Reader<'_> {
             .unwrap_or_default()
     }
 
+    /// A record's name; a record whose form has no title field is named by its form.
     fn title(&self, record: &Record) -> String {
-        record_title(self.definitions, record)
+        let title = record_title(self.definitions, record);
+        if title == record.id {
+            form_title(self.definitions, record.form.as_str(), self.lang)
+        } else {
+            title
+        }
     }
 
     fn node(&self, record: &Record, kind: NodeKind, lang: Lang) -> Node {
@@ -785,14 +810,31 @@ pub(crate) fn svg(graph: &GraphView, view: View) -> String {
     );
     let at: BTreeMap<&str, (f64, f64)> =
         graph.nodes.iter().map(|node| (node.id.as_str(), (node.x, node.y))).collect();
+    let kinds: BTreeMap<&str, NodeKind> =
+        graph.nodes.iter().map(|node| (node.id.as_str(), node.kind)).collect();
+    let parent_links: BTreeSet<(&str, &str)> = graph
+        .edges
+        .iter()
+        .filter(|edge| {
+            kinds.get(edge.from.as_str()) == Some(&NodeKind::Centre)
+                && kinds.get(edge.to.as_str()).is_some_and(|kind| *kind != NodeKind::Linked)
+        })
+        .map(|edge| (edge.from.as_str(), edge.to.as_str()))
+        .collect();
     for edge in &graph.edges {
         let (Some(from), Some(to)) = (at.get(edge.from.as_str()), at.get(edge.to.as_str())) else {
             continue;
         };
-        let dash = if edge.field.is_empty() { "" } else { " stroke-dasharray=\"0\"" };
+        // A link between two centre records (a parent) is drawn dashed, in the
+        // parent's colour; the others thin and grey.
+        let style = if parent_links.contains(&(edge.from.as_str(), edge.to.as_str())) {
+            format!("stroke=\"{COLOUR_PARENT}\" stroke-width=\"2\" stroke-dasharray=\"6 4\"")
+        } else {
+            "stroke=\"#cbd5e1\" stroke-width=\"1.5\"".to_owned()
+        };
         let _ = write!(
             out,
-            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#cbd5e1\" stroke-width=\"1.5\"{dash}/>",
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" {style}/>",
             from.0, from.1, to.0, to.1
         );
     }
@@ -970,6 +1012,7 @@ mod tests {
             graph: "g".into(),
             title: "A & B".into(),
             centre: "customer".into(),
+            centre_title: "客户".into(),
             scope: Scope::default(),
             lang: "zh-CN".into(),
             nodes: vec![node],

@@ -375,6 +375,7 @@ fn page_data(
         "zoom": format!("{}×", view.zoom),
         "legend": legend,
         "summary": {
+            "centre": graph.centre_title,
             "records": count(&|_| true),
             "dormant": count(&|node| node.dormant),
             "chance": count(&|node| !node.chances.is_empty()),
