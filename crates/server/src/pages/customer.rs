@@ -191,13 +191,7 @@ fn files_of(
 }
 
 /// One event in words, for the timeline.
-fn describe(
-    l: Lang,
-    definitions: &Definitions,
-    record: &Record,
-    data: &Value,
-    kind: &str,
-) -> String {
+fn describe(l: Lang, definitions: &Definitions, record: &Record, data: &Value) -> String {
     let flow: Option<&FlowFile> =
         record.flow.as_ref().and_then(|state| definitions.flows.get(&state.flow));
     let stage_name = |id: &Id| {
@@ -205,7 +199,8 @@ fn describe(
             .map(|stage| l.text(&stage.title))
             .unwrap_or_else(|| id.to_string())
     };
-    let Ok(event) = serde_json::from_value::<Event>(data.clone()) else { return kind.to_owned() };
+    let updated = || l.pick("记录有更新", "Updated").to_owned();
+    let Ok(event) = serde_json::from_value::<Event>(data.clone()) else { return updated() };
     match event {
         Event::Created { .. } => l.pick("创建", "Created").to_owned(),
         Event::FieldsChanged { after, .. } => {
@@ -241,7 +236,27 @@ fn describe(
         Event::SlaBreached { stage, .. } => {
             format!("{}{}", l.pick("超时：", "Overdue: "), stage_name(&stage))
         }
-        _ => kind.replace('_', " "),
+        Event::FlowStarted { .. } => l.pick("开始流程", "Flow started").to_owned(),
+        Event::ActionDone { .. } => l.pick("完成关键动作", "Key action done").to_owned(),
+        Event::ApprovalRequested { .. } => l.pick("请求审批", "Approval requested").to_owned(),
+        Event::ApprovalAutoApproved { .. } => {
+            l.pick("自动通过审批", "Approved automatically").to_owned()
+        }
+        Event::SubflowStarted { .. } => l.pick("启动子流程", "Sub-flow started").to_owned(),
+        Event::SubflowEnded { .. } => l.pick("子流程结束", "Sub-flow ended").to_owned(),
+        Event::AdvanceRefused { .. } => {
+            l.pick("未能自动进入下一阶段", "Could not move on by itself").to_owned()
+        }
+        Event::Escalated { .. } => l.pick("超时升级", "Escalated").to_owned(),
+        Event::Touched { .. } => {
+            l.pick("关联记录有新动态", "Activity on a linked record").to_owned()
+        }
+        Event::Imported { .. } => {
+            l.pick("从其他系统导入", "Imported from another system").to_owned()
+        }
+        // Kinds added later read as a change until they get their own words.
+        #[allow(unreachable_patterns)]
+        _ => updated(),
     }
 }
 
@@ -299,7 +314,7 @@ fn overview(state: &AppState, user: &str, id: &str, l: Lang) -> Result<Value, Pa
                 "form": form_title(&definitions, each.form.as_str(), l),
                 "record": record_title(&definitions, each),
                 "href": format!("/ui/records/{}/{}", each.form, each.id),
-                "text": describe(l, &definitions, each, &event.data, &event.kind),
+                "text": describe(l, &definitions, each, &event.data),
             })
         })
         .collect();
