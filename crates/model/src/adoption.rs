@@ -27,10 +27,12 @@ pub struct Adoption {
     /// The longest allowed delay between `happened_at` and the record's creation
     /// (default `30d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Duration")]
     pub enter_within: Option<Duration>,
     /// A stage is updated in time when the record leaves it at most this long after
     /// entering it (default `7d`). Terminal stages need no update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Duration")]
     pub update_within: Option<Duration>,
     /// A different window for some stages, by stage id (e.g. `{negotiation: 14d}`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -77,6 +79,7 @@ pub struct AuditThresholds {
     /// A record created longer than this after its `adoption.happened_at` was entered
     /// after the fact (default: `adoption.enter_within`, else `30d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Duration")]
     pub late_entry: Option<Duration>,
     /// This many stage moves by people within `rush_within` mark a record pushed
     /// through (default 3).
@@ -85,6 +88,7 @@ pub struct AuditThresholds {
     pub rush_moves: Option<u32>,
     /// The time span of a rush (default `10m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Duration")]
     pub rush_within: Option<Duration>,
     /// Alerts that mean a record stalls in its stage (e.g. a stalled-deal alert).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -92,6 +96,7 @@ pub struct AuditThresholds {
     /// A record stalls in a stage it stays in longer than this (default: the stage's
     /// `adoption` window, else `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Duration")]
     pub stall_after: Option<Duration>,
     /// A stage is rigid when more than this share of the records entering it stall
     /// (default 0.5).
