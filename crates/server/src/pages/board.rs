@@ -323,7 +323,7 @@ async fn board(
 
 #[cfg(test)]
 mod tests {
-    use super::format_amount;
+    use super::{WORDS, format_amount};
 
     #[test]
     fn amounts_are_grouped_by_thousands() {
@@ -331,5 +331,14 @@ mod tests {
         assert_eq!(format_amount(350.5), "350.50");
         assert_eq!(format_amount(0.0), "0");
         assert_eq!(format_amount(-1234.0), "-1,234");
+    }
+
+    #[test]
+    fn every_word_has_both_languages_once() {
+        let mut keys: Vec<&str> = WORDS.iter().map(|(key, _, _)| *key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), WORDS.len(), "a key is listed twice");
+        assert!(WORDS.iter().all(|(_, zh, en)| !zh.is_empty() && !en.is_empty()));
     }
 }

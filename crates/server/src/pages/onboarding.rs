@@ -318,3 +318,17 @@ pub(crate) fn next_steps(
         "exits": exits,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WORDS;
+
+    #[test]
+    fn every_word_has_both_languages_once() {
+        let mut keys: Vec<&str> = WORDS.iter().map(|(key, _, _)| *key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), WORDS.len(), "a key is listed twice");
+        assert!(WORDS.iter().all(|(_, zh, en)| !zh.is_empty() && !en.is_empty()));
+    }
+}

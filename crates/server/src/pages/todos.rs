@@ -232,4 +232,13 @@ mod tests {
         assert_eq!(sla_clock(Lang::Zh, now + 30 * 1000, now).1, "剩余 1 分钟");
         assert_eq!(sla_clock(Lang::Zh, now - 3 * DAY_MS, now).1, "已超时 3 天");
     }
+
+    #[test]
+    fn every_word_has_both_languages_once() {
+        let mut keys: Vec<&str> = WORDS.iter().map(|(key, _, _)| *key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), WORDS.len(), "a key is listed twice");
+        assert!(WORDS.iter().all(|(_, zh, en)| !zh.is_empty() && !en.is_empty()));
+    }
 }

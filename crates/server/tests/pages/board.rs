@@ -171,6 +171,10 @@ async fn managers_see_their_team_and_the_director_sees_everyone() {
     let director = harness.sign_in("director").await;
     let page = harness.get("/board", Some(&director.cookie)).await.page(StatusCode::OK);
     assert!(page.body.contains("焊装线升级") && page.body.contains("反应釜自动化控制系统"));
+    // Someone without flow records gets a sentence, not an empty board.
+    let engineer = harness.sign_in("eng01").await;
+    let page = harness.get("/board", Some(&engineer.cookie)).await.page(StatusCode::OK);
+    assert!(page.body.contains("您还没有可查看的流程记录。"), "{}", page.body);
 }
 
 #[tokio::test]
