@@ -150,3 +150,57 @@ async fn an_idle_customer_returns_to_the_pool_and_its_former_owner_is_told() {
     let claimed = harness.post(&claim_uri(&customer), &other, json!({})).await;
     assert_eq!(claimed.expect(StatusCode::OK).body["owner"], json!("rep05"));
 }
+
+/// Copies a folder with everything in it.
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("a folder");
+    for entry in std::fs::read_dir(from).expect("a listing") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a type").is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("a copy");
+        }
+    }
+}
+
+/// The shipped packs with customers limited to two per person.
+fn harness_with_two_customers_each() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let packs = dir.path().join("packs");
+    for folder in ["flows", "schemas"] {
+        copy_folder(&common::repo().join(folder), &packs.join(folder));
+    }
+    let customer = packs.join("schemas/sales/customer.json");
+    let text = std::fs::read_to_string(&customer).expect("the customer form");
+    assert!(text.contains("\"max_per_owner\": 200"));
+    std::fs::write(&customer, text.replace("\"max_per_owner\": 200", "\"max_per_owner\": 2"))
+        .expect("written");
+    let mut config = common::config(dir.path(), stagecraft_server::ClockChoice::Manual);
+    config.packs = vec![packs.join("flows"), packs.join("schemas")];
+    let (state, _) = match stagecraft_server::AppState::open(&config) {
+        Ok(opened) => opened,
+        Err(error) => panic!("the server must start: {error}"),
+    };
+    Harness { app: stagecraft_server::app(state.clone()), state, dir }
+}
+
+#[tokio::test]
+async fn nobody_claims_more_than_max_per_owner() {
+    let harness = harness_with_two_customers_each();
+    let rep = harness.login("rep03").await;
+    let page = harness.get("/api/pool/customer", &rep).await.expect(StatusCode::OK).body;
+    assert_eq!(page["max_per_owner"], json!(2));
+    let records = page["records"].as_array().cloned().unwrap_or_default();
+    for record in &records[..2] {
+        harness.post(&claim_uri(record), &rep, json!({})).await.expect(StatusCode::OK);
+    }
+    let refused = harness.post(&claim_uri(&records[2]), &rep, json!({})).await;
+    assert!(refused.detail(StatusCode::CONFLICT).contains("max_per_owner: 2"));
+    let record = harness.state.engine().record(records[2]["id"].as_str().unwrap_or_default());
+    assert_eq!(record.expect("read").expect("the customer").owner, None);
+    // Releasing one makes room again.
+    harness.post(&release_uri(&records[0]), &rep, json!({})).await.expect(StatusCode::OK);
+    harness.post(&claim_uri(&records[2]), &rep, json!({})).await.expect(StatusCode::OK);
+}

@@ -225,7 +225,8 @@ fn shown_fields(form: &CompiledForm, record: &Record, l: Lang) -> Vec<Value> {
         .filter(|view| {
             let name = view.get("name").and_then(Value::as_str).unwrap_or_default();
             let text = view.get("text").and_then(Value::as_str).unwrap_or_default();
-            wanted.contains(&name) && !text.is_empty()
+            let filled = record.fields.get(name).is_some_and(|value| !value.is_null());
+            wanted.contains(&name) && filled && !text.is_empty()
         })
         .map(|view| json!({"label": view.get("label"), "text": view.get("text")}))
         .collect();
