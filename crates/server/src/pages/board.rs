@@ -13,8 +13,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use stagecraft_model::FlowFile;
 use stagecraft_pack::Definitions;
-use stagecraft_runtime::{Record, TaskKind};
-use stagecraft_store::RecordId;
+use stagecraft_runtime::{Record, TaskKind, TimerKind};
+use stagecraft_store::{RecordId, TimerId};
 
 use super::home::{form_title, record_title, visible_records};
 use super::i18n::words;
@@ -116,7 +116,7 @@ fn flags(state: &AppState, definitions: &Definitions, record: &Record, l: Lang) 
                 && event.at_ms >= flow.stage_entered_at
                 && event.data.get("stage").and_then(Value::as_str) == Some(flow.stage.as_str())
         });
-    if breached {
+    if breached || sla_past_due(state, record) {
         out.push(json!({"class": "sla", "text": word("sla"), "detail": ""}));
     }
     let review: Vec<String> = record
@@ -129,6 +129,24 @@ fn flags(state: &AppState, definitions: &Definitions, record: &Record, l: Lang) 
         out.push(json!({"class": "review", "text": word("review"), "detail": review.join("; ")}));
     }
     out
+}
+
+/// Whether an SLA timer of the record's current stage is past due but has not fired
+/// yet (between two maintenance rounds).
+fn sla_past_due(state: &AppState, record: &Record) -> bool {
+    let Some(flow) = record.flow.as_ref() else { return false };
+    let now = state.engine().now();
+    record.timers.iter().any(|key| {
+        let Ok(Some(timer)) = state.engine().store().timer(&TimerId::new(key.clone())) else {
+            return false;
+        };
+        let kind = timer.data.get("timer").cloned().unwrap_or_default();
+        timer.due_ms < now
+            && matches!(
+                serde_json::from_value::<TimerKind>(kind),
+                Ok(TimerKind::SlaExpired { stage, .. }) if stage == flow.stage
+            )
+    })
 }
 
 /// The records a card links to (e.g. its customer), those the person may see, with
