@@ -34,7 +34,7 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<Id>,
     /// The period: a month (`2026-11`) or a quarter (`2026-Q4`).
-    #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$"))]
+    // No schema pattern: the pack check reports a bad period with the forms expected.
     pub period: String,
     /// The amount to reach.
     #[schemars(range(min = 0.0))]

@@ -127,6 +127,8 @@ impl Context<'_> {
 
     /// Checks the `targets:` of every org file.
     pub(super) fn check_targets(&mut self) {
+        // A flow without an amount is reported once, at its first target.
+        let mut without_amount = BTreeSet::new();
         for file in self.org_files.clone() {
             let Some(Content::Org(org)) = &self.workspace.files[file].content else { continue };
             let targets = org.targets.clone();
@@ -153,7 +155,7 @@ impl Context<'_> {
                     let lacks_amount = self.flows.get(&target.flow).is_some_and(|def| {
                         def.value.measures.as_ref().is_none_or(|m| m.amount.is_none())
                     });
-                    if lacks_amount {
+                    if lacks_amount && without_amount.insert(target.flow.clone()) {
                         let diagnostic = Diagnostic::new(
                             Code::MeasureMismatch,
                             format!("flow `{}` declares no `measures.amount`", target.flow),
@@ -172,21 +174,31 @@ impl Context<'_> {
         match (&target.user, &target.department) {
             (Some(user), None) => {
                 if !self.user_known(user) {
+                    let users = self.org.users.iter().map(|u| u.id.as_str());
+                    let hint = match closest(user.as_str(), users) {
+                        Some(candidate) => format!("did you mean `{candidate}`?"),
+                        None => "name a user of the org file".to_owned(),
+                    };
                     let diagnostic =
                         Diagnostic::new(Code::UnknownOrgEntry, format!("unknown user `{user}`"))
                             .at(self.at(file, &format!("{pointer}/user")))
-                            .hint("name a user of the org file");
+                            .hint(hint);
                     self.push(diagnostic);
                 }
             }
             (None, Some(department)) => {
                 if !self.org.departments.iter().any(|d| &d.id == department) {
+                    let departments = self.org.departments.iter().map(|d| d.id.as_str());
+                    let hint = match closest(department.as_str(), departments) {
+                        Some(candidate) => format!("did you mean `{candidate}`?"),
+                        None => "name a department of the org file".to_owned(),
+                    };
                     let diagnostic = Diagnostic::new(
                         Code::UnknownOrgEntry,
                         format!("unknown department `{department}`"),
                     )
                     .at(self.at(file, &format!("{pointer}/department")))
-                    .hint("name a department of the org file");
+                    .hint(hint);
                     self.push(diagnostic);
                 }
             }
