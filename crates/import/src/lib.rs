@@ -88,7 +88,7 @@ pub struct Applied {
 pub enum ImportError {
     /// Some rows have problems: nothing was written.
     #[error("{} problem(s) in the file; nothing was written", .0.problems.len())]
-    Problems(Report),
+    Problems(Box<Report>),
     /// The engine refused or the store failed: nothing was written.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -126,7 +126,7 @@ pub fn apply(
 ) -> Result<Applied, ImportError> {
     let (report, records) = prepare(engine, source, mapping, csv, progress);
     if !report.is_clean() {
-        return Err(ImportError::Problems(report));
+        return Err(ImportError::Problems(Box::new(report)));
     }
     let name = mapping.source.as_deref().unwrap_or(source.name);
     let count = records.len();

@@ -201,7 +201,7 @@ pub(crate) fn start_job(
             stagecraft_import::apply(state.engine(), source, &mapping, &csv, &running.progress);
         let finished = match outcome {
             Ok(applied) => Finished::Done { report: applied.report, ids: applied.ids },
-            Err(ImportError::Problems(report)) => Finished::Refused(report),
+            Err(ImportError::Problems(report)) => Finished::Refused(*report),
             Err(ImportError::Engine(error)) => Finished::Failed(error.to_string()),
         };
         match running.finished.lock() {

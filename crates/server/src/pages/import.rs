@@ -409,7 +409,7 @@ async fn job_page(
     })
     .await
     .unwrap_or_default();
-    let percent = if total == 0 { 0 } else { (checked + written) * 50 / total };
+    let percent = ((checked + written) * 50).checked_div(total).unwrap_or_default();
     let mut data = base(l, "job");
     data["title"] = Value::String(job_title(l, running, done).to_owned());
     data["job"] = json!({
