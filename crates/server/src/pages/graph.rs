@@ -41,10 +41,9 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("export_json", "导出 JSON", "Export as JSON"),
     ("legend", "图例", "Legend"),
-    ("legend_centre", "客户记录", "Centre record"),
     ("legend_dormant", "沉睡（长期无联系）", "Dormant (no contact for long)"),
     ("legend_chance", "有交叉销售 / 升级机会", "Cross-sell or upgrade chance"),
-    ("legend_parent", "上级记录（如集团公司）", "Parent record (e.g. a group company)"),
+    ("legend_parent", "上级记录（不在本图范围内）", "Parent record (outside this graph)"),
     ("summary", "概览", "Summary"),
     ("records", "记录", "Records"),
     ("dormant_count", "沉睡", "Dormant"),
@@ -56,7 +55,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("never", "无记录", "none recorded"),
     ("bought", "已购", "Bought"),
     ("owner", "负责人", "Owner"),
-    ("profile", "客户全景", "Full view"),
+    ("profile", "全景视图", "360° view"),
     ("parent", "上级", "Parent"),
     ("linked", "关联记录", "Linked records"),
     ("nothing", "没有可显示的记录。", "There is nothing to show."),
@@ -337,7 +336,10 @@ fn page_data(
         .iter()
         .map(|(key, colour)| {
             json!({
-                "label": w.get(format!("legend_{key}")).cloned().unwrap_or_default(),
+                "label": match *key {
+                    "centre" => Value::String(graph.centre_title.clone()),
+                    _ => w.get(format!("legend_{key}")).cloned().unwrap_or_default(),
+                },
                 "swatch": swatch(colour, *key == "parent"),
             })
         })
