@@ -116,7 +116,9 @@ pub(crate) async fn home(
     let (checking, who) = (state.clone(), user.clone());
     if blocking(move || Ok(super::onboarding::first_visit(&checking, &who))).await.unwrap_or(false)
     {
-        return super::see_other("/welcome");
+        // A language chosen in the address goes along.
+        let query = if lang.chosen { format!("?lang={}", l.code()) } else { String::new() };
+        return super::see_other(&format!("/welcome{query}"));
     }
     let built = blocking(move || {
         let definitions = state.engine().definitions();

@@ -52,6 +52,11 @@ async fn the_walkthrough_shows_itself_once_on_the_first_visit() {
         .await
         .expect(StatusCode::SEE_OTHER);
     assert_eq!(done.header("location"), "/ui");
+    // A language chosen on the first visit goes along.
+    let english = first_sign_in(&harness, "rep05").await;
+    let first =
+        harness.get("/ui?lang=en", Some(&english.cookie)).await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(first.header("location"), "/welcome?lang=en");
     // Signing in again does not show it again.
     let again = first_sign_in(&harness, "rep01").await;
     harness.get("/ui", Some(&again.cookie)).await.page(StatusCode::OK);
