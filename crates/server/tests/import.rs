@@ -185,3 +185,75 @@ async fn only_roles_that_see_everything_may_import() {
     finished(&harness, &admin, &location).await;
     harness.get(&location, &director).await.problem(StatusCode::NOT_FOUND);
 }
+
+/// Objects that list their properties allow no others (as the OpenAPI test reads
+/// the document).
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
+}
+
+/// Why `body` does not match what the document gives for the operation and status.
+fn schema_errors(
+    document: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &Value,
+) -> Vec<String> {
+    let response = &document["paths"][path][method]["responses"][status.to_string()];
+    let (_, media) = response["content"].as_object().and_then(|c| c.iter().next()).expect("a body");
+    let mut schema = media["schema"].clone();
+    close_objects(&mut schema);
+    let mut components = document["components"].clone();
+    close_objects(&mut components);
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": components,
+        "allOf": [schema],
+    });
+    let validator = jsonschema::validator_for(&root).expect("a schema");
+    validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path())).collect()
+}
+
+#[tokio::test]
+async fn the_answers_validate_strictly_against_the_openapi_document() {
+    let harness = Harness::new();
+    let document = harness
+        .call(axum::http::Method::GET, "/api/openapi.json", None, None)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let admin = harness.login("admin").await;
+    let csv = format!("{DEALS}坏行,没有这家公司,很多,2026-13-01,火星,nobody,昨天,\n");
+    let report = harness
+        .post(
+            "/api/import/opportunity?dry_run=true",
+            &admin,
+            json!({"csv": csv, "mapping": deals_mapping()}),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let errors = schema_errors(&document, "post", "/api/import/{form}", 200, &report);
+    assert!(errors.is_empty(), "{errors:#?}\n{report:#}");
+    for body in [json!({"csv": DEALS, "mapping": deals_mapping()}), json!({"csv": csv})] {
+        let started = harness
+            .post("/api/import/opportunity", &admin, body)
+            .await
+            .expect(StatusCode::ACCEPTED);
+        let errors = schema_errors(&document, "post", "/api/import/{form}", 202, &started.body);
+        assert!(errors.is_empty(), "{errors:#?}\n{:#}", started.body);
+        let status = finished(&harness, &admin, started.header("location")).await;
+        let errors = schema_errors(&document, "get", "/api/import/jobs/{id}", 200, &status);
+        assert!(errors.is_empty(), "{errors:#?}\n{status:#}");
+    }
+}
