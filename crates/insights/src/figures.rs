@@ -323,7 +323,7 @@ fn outcomes(measures: &Measures, ended: &[&History]) -> Outcomes {
         success_amount: measures
             .amount
             .as_ref()
-            .map(|field| success.iter().filter_map(|record| record.number(field.as_str())).sum()),
+            .map(|field| total(success.iter().filter_map(|record| record.number(field.as_str())))),
     }
 }
 
@@ -390,6 +390,12 @@ pub fn stage_title(flow: &FlowFile, stage: &str, locale: &str) -> String {
         .find(|candidate| candidate.id.as_str() == stage)
         .map(|candidate| candidate.title.get(locale).to_owned())
         .unwrap_or_else(|| stage.to_owned())
+}
+
+/// The sum of amounts; `0` when there are none (a bare `sum` of no floats is `-0`,
+/// which would show as `-0.0%`).
+pub fn total(amounts: impl Iterator<Item = f64>) -> f64 {
+    amounts.fold(0.0, |sum, amount| sum + amount)
 }
 
 /// `part ÷ whole`, none when `whole` is zero.

@@ -11,6 +11,7 @@ use stagecraft_model::{Department, FlowFile, Target, User};
 use stagecraft_pack::Definitions;
 
 use crate::dataset::{Dataset, History};
+use crate::figures::total;
 use crate::period::Period;
 
 /// Who belongs where, as the org says now.
@@ -130,23 +131,27 @@ fn row(
     let records: Vec<&History> = dataset.of_flow(&flow.id).filter(owned).collect();
     let amount = |record: &&History| record.number(amount_field.as_str()).unwrap_or(0.0);
     let pipeline: f64 = match &measures.expected_end {
-        Some(field) => records
-            .iter()
-            .filter(|record| record.ended.is_none())
-            .filter(|record| record.text(field.as_str()).is_some_and(|d| period.contains_date(d)))
-            .map(amount)
-            .sum(),
+        Some(field) => total(
+            records
+                .iter()
+                .filter(|record| record.ended.is_none())
+                .filter(|record| {
+                    record.text(field.as_str()).is_some_and(|d| period.contains_date(d))
+                })
+                .map(amount),
+        ),
         None => 0.0,
     };
-    let achieved: f64 = records
-        .iter()
-        .filter(|record| {
-            record.ended.as_ref().is_some_and(|end| {
-                period.contains(end.at) && measures.success.contains(&end.outcome)
+    let achieved: f64 = total(
+        records
+            .iter()
+            .filter(|record| {
+                record.ended.as_ref().is_some_and(|end| {
+                    period.contains(end.at) && measures.success.contains(&end.outcome)
+                })
             })
-        })
-        .map(amount)
-        .sum();
+            .map(amount),
+    );
     let (kind, id) = match (&target.user, &target.department) {
         (Some(user), _) => ("user", user.to_string()),
         (None, Some(department)) => ("department", department.to_string()),

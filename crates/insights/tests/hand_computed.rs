@@ -534,6 +534,13 @@ fn coverage_against_targets_matches_the_hand_computed_one() {
     close(rows[2].attainment, 0.8);
     assert_eq!(rows[2].name, "East");
 
+    // December: ann has nothing open expected then, and nothing won; zero, not -0.
+    let december = Period::parse("2026-12", 0).expect("period");
+    let rows = coverage(&dataset, &definitions, &people, None, &december);
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].pipeline == 0.0 && rows[0].pipeline.is_sign_positive(), "{:?}", rows[0]);
+    assert!(rows[0].achieved.is_sign_positive());
+
     // Seen by ann alone: her own target only (east also counts bob).
     let ann = BTreeSet::from(["ann".to_owned()]);
     let filter = Filter { owners: Some(ann.clone()), flows: None };
