@@ -10,7 +10,7 @@
 //!   their declared order; the first terminal stage ends the main path, and later
 //!   terminal stages (side exits such as a loss) skip nothing.
 //! - **Approvals overridden**: a decision by someone the approval was not requested
-//!   from, or a forward move out of an approval's stage after the approval was
+//!   from (unless it was escalated in between), or a forward move out of an approval's stage after the approval was
 //!   rejected and before it was approved again.
 //! - **Pushed through**: at least `rush_moves` stage moves by people within
 //!   `rush_within`.
@@ -441,7 +441,14 @@ fn overrides(
             .requests
             .iter()
             .rfind(|request| request.approval == decision.approval && request.at <= decision.at);
-        if asked.is_some_and(|request| !request.approvers.contains(&decision.user)) {
+        // An escalation between the request and the decision may hand the decision to
+        // someone else (a department head): that is the process, not a bypass.
+        let escalated = |since: i64| {
+            record.escalations.iter().any(|step| (since..=decision.at).contains(&step.at))
+        };
+        if asked.is_some_and(|request| {
+            !request.approvers.contains(&decision.user) && !escalated(request.at)
+        }) {
             found.push(Override {
                 record: reference.clone(),
                 approval: decision.approval.clone(),

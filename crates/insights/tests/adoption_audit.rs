@@ -380,6 +380,12 @@ fn audit_dataset() -> Dataset {
     o3.requests.push(request("check", &["m1"], nov(11, 10, 0)));
     o3.decisions.push(decision("m1", true, nov(11, 11, 0)));
     o3.alerts.push(mark("other", nov(10, 20, 0)));
+    // O4: escalated to the department head, who then decides: the process, not a bypass.
+    let mut o4 =
+        record("o4", "p2", json!({}), &[("a", nov(10, 9, 0), p2), ("b", nov(10, 10, 0), p2)]);
+    o4.requests.push(request("check", &["m1"], nov(10, 10, 0)));
+    o4.escalations.push(mark("slow-approval", nov(12, 10, 0)));
+    o4.decisions.push(decision("dh", true, nov(12, 11, 0)));
     // Rushes: U1 three moves in 6 minutes; U2 three moves over 41 minutes (and its
     // SLA in b breached).
     let u1 = record(
@@ -405,7 +411,7 @@ fn audit_dataset() -> Dataset {
         ],
     );
     u2.breaches.push(mark("b", nov(16, 9, 1)));
-    Dataset { records: vec![l1, l2, l3, s1, s2, s3, s4, o1, o2, o3, u1, u2], skipped: 0 }
+    Dataset { records: vec![l1, l2, l3, s1, s2, s3, s4, o1, o2, o3, o4, u1, u2], skipped: 0 }
 }
 
 fn audited() -> audit::Report {
@@ -478,16 +484,17 @@ fn a_stage_where_most_records_stall_is_rigid() {
     assert_eq!(c.entered, 8);
     assert_eq!(c.stalled, ["s1", "s3", "s4", "o1", "o2"]);
     assert!(c.rigid);
-    // b: o1, o2, o3, u1, u2 (5); o1 had the stall alert, u2 its SLA breached; o3's
-    // alert is not a stall alert → 2 of 5: not rigid.
+    // b: o1, o2, o3, o4, u1, u2 (6); o1 had the stall alert, u2 its SLA breached, o4
+    // is still there (20 days); o3's alert is not a stall alert → 3 of 6 = 50%, not
+    // more than half: not rigid.
     let b = stage("b");
     assert_eq!(
         (b.entered, b.stalled.clone(), b.rigid),
-        (5, vec!["o1".to_owned(), "u2".to_owned()], false)
+        (6, vec!["o1".to_owned(), "o4".to_owned(), "u2".to_owned()], false)
     );
-    // a: 12 records; only the imported l3 stayed over 7 days (since the 3rd) → 1 of 12.
+    // a: 13 records; only the imported l3 stayed over 7 days (since the 3rd) → 1 of 13.
     let a = stage("a");
-    assert_eq!((a.entered, a.stalled.clone(), a.rigid), (12, vec!["l3".to_owned()], false));
+    assert_eq!((a.entered, a.stalled.clone(), a.rigid), (13, vec!["l3".to_owned()], false));
     // Terminal stages are not judged.
     assert!(report.stages.iter().all(|row| !["d", "x"].contains(&row.stage.as_str())));
 }
