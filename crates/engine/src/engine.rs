@@ -1103,6 +1103,9 @@ pub struct ImportedRecord {
     pub stages: Vec<stagecraft_runtime::ImportedStage>,
     /// How it ended, if it did: the outcome of one of the flow's terminal stages.
     pub ended: Option<stagecraft_runtime::ImportedEnd>,
+    /// Link fields that name another record of the same import, by its position in
+    /// the list (their ids are only known once the import allocates them).
+    pub links_in_import: Vec<(String, usize)>,
 }
 
 impl Engine {
@@ -1125,8 +1128,18 @@ impl Engine {
         let now = self.clock.now_ms();
         let mut commit = Commit::at(now);
         let mut ids = Vec::with_capacity(records.len());
-        for imported in records {
-            let record = self.imported_record(&definitions, &imported)?;
+        let new_ids: Vec<String> = records.iter().map(|_| self.new_id()).collect();
+        for (imported, id) in records.into_iter().zip(&new_ids) {
+            let mut record = self.imported_record(&definitions, &imported, id.clone())?;
+            for (field, index) in &imported.links_in_import {
+                let linked = new_ids.get(*index).ok_or_else(|| {
+                    EngineError::Refused(Refusal::NotApplicable(format!(
+                        "field `{field}` links to record {index} of an import of {}",
+                        new_ids.len()
+                    )))
+                })?;
+                record.fields.insert(field.clone(), Value::String(linked.clone()));
+            }
             let value = serde_json::to_value(&record)
                 .map_err(|_| EngineError::Corrupt(record.id.clone()))?;
             let mut write = RecordWrite::create(record.id.as_str(), record.form.as_str(), value);
@@ -1161,6 +1174,7 @@ impl Engine {
         &self,
         definitions: &Definitions,
         imported: &ImportedRecord,
+        id: String,
     ) -> Result<Record, EngineError> {
         let not_applicable =
             |message: String| EngineError::Refused(Refusal::NotApplicable(message));
@@ -1251,7 +1265,7 @@ impl Engine {
             latest = latest.max(ended.at);
         }
         Ok(Record {
-            id: self.new_id(),
+            id,
             form: imported.form.clone(),
             version: 1,
             owner: imported.owner.clone().filter(|_| form.meta.owned.unwrap_or(true)),

@@ -156,9 +156,19 @@ impl Reader<'_> {
             }
         };
         let mut links = LinkCache::default();
+        let own_keys = self.own_keys(form);
         for (line, cells) in &table.rows {
             let mut row = Row { line: *line, cells, columns: &table.headers, problems: Vec::new() };
             if let Some(record) = self.row(form, flow, &columns, &mut row, &mut links) {
+                // Later rows may link to this one by its name.
+                for key in &own_keys {
+                    if let Some(value) = record.fields.get(key).and_then(Value::as_str) {
+                        let known = links.2.entry(value.trim().to_owned()).or_default();
+                        if !known.contains(&prepared.records.len()) {
+                            known.push(prepared.records.len());
+                        }
+                    }
+                }
                 prepared.records.push(record);
             }
             prepared.problems.append(&mut row.problems);
@@ -278,13 +288,28 @@ impl Reader<'_> {
         let offset = FixedOffset::east_opt(self.mapping.utc_offset_minutes.unwrap_or(480) * 60)
             .unwrap_or(FixedOffset::east_opt(0)?);
         let mut fields = Map::new();
+        let mut links_in_import = Vec::new();
         let mut by_field: HashMap<String, usize> = HashMap::new();
         for (field, index, _) in &columns.fields {
             let Some(text) = row.cell(*index) else { continue };
             by_field.insert(field.clone(), *index);
             let Some(info) = form.fields.get(&FieldName::from(field.as_str())) else { continue };
             let value = if let Some(target) = &info.link {
-                self.link(form, field, target, text, links)
+                match self.link(form, field, target, text, links) {
+                    // Not in the store: maybe an earlier row of this file.
+                    Err(why) if *target == form.id => match links.2.get(text).map(Vec::as_slice) {
+                        Some([one]) => {
+                            links_in_import.push((field.clone(), *one));
+                            Ok(Value::String(format!("import-row-{one}")))
+                        }
+                        Some([_, _, ..]) => Err(Unreadable::new(
+                            format!("文件中有多行是「{text}」"),
+                            format!("several rows of the file are “{text}”"),
+                        )),
+                        _ => Err(why),
+                    },
+                    other => other,
+                }
             } else if info.user {
                 self.person(text).map(Value::String)
             } else {
@@ -355,7 +380,15 @@ impl Reader<'_> {
         if !row.problems.is_empty() {
             return None;
         }
-        Some(ImportedRecord { form: form.id.clone(), owner, fields, created_at, stages, ended })
+        Some(ImportedRecord {
+            form: form.id.clone(),
+            owner,
+            fields,
+            created_at,
+            stages,
+            ended,
+            links_in_import,
+        })
     }
 
     /// The stages a row reached and how it ended: the stage and outcome columns
@@ -571,6 +604,22 @@ impl Reader<'_> {
         cache.1.get(&key).ok_or_else(|| Unreadable::new("读取失败", "reading failed"))
     }
 
+    /// The fields a record of the imported form may be named by in a link of the
+    /// same form (a parent company): its title field and those links' search fields.
+    fn own_keys(&self, form: &CompiledForm) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for (field, info) in &form.fields {
+            if info.link.as_ref() == Some(&form.id) {
+                for key in self.search_fields(form, field.as_str(), &form.id) {
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        keys
+    }
+
     /// The linked form's title field and the link's search fields.
     fn search_fields(&self, form: &CompiledForm, field: &str, target: &Id) -> Vec<String> {
         let mut fields: Vec<String> = Vec::new();
@@ -631,6 +680,8 @@ impl Reader<'_> {
 struct LinkCache(
     BTreeMap<(String, String), Result<Value, Unreadable>>,
     HashMap<String, HashMap<String, Vec<String>>>,
+    /// Records of this import by their names, for links of the form to itself.
+    HashMap<String, Vec<usize>>,
 );
 
 /// A row being read.

@@ -217,3 +217,36 @@ fn ten_thousand_rows_import_at_once() {
     assert_eq!(applied.ids.len(), 10_000);
     assert_eq!(count(&engine, "customer"), 10_000);
 }
+
+#[test]
+fn a_row_may_link_to_an_earlier_row_of_the_same_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = engine(dir.path());
+    let csv = "客户名称,上级公司\n\
+               精工控股集团,\n\
+               精工南京分公司,精工控股集团\n\
+               精工无锡分公司,精工控股集团\n\
+               孤儿公司,不存在的集团\n";
+    let mapping = Mapping { form: "customer".into(), ..Mapping::default() };
+    let report = dry_run(&engine, source(), &mapping, csv.as_bytes(), &Progress::default());
+    assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+    assert_eq!(
+        (report.problems[0].row, report.problems[0].column.as_deref()),
+        (5, Some("上级公司"))
+    );
+    let good: String = csv.lines().take(4).map(|line| format!("{line}\n")).collect();
+    let applied = apply(&engine, source(), &mapping, good.as_bytes(), &Progress::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let branch = engine.record(&applied.ids[1]).expect("read").expect("exists");
+    assert_eq!(branch.fields["parent"], serde_json::json!(applied.ids[0]));
+    let index = engine
+        .store()
+        .records_by_index(
+            "customer",
+            "parent",
+            &stagecraft_store::IndexValue::from(applied.ids[0].as_str()),
+            Page::first(10),
+        )
+        .expect("index");
+    assert_eq!(index.len(), 2, "both branches are indexed under their parent");
+}
