@@ -98,7 +98,8 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// A rate as a percentage, `—` when there is none.
 fn percent(rate: Option<f64>) -> String {
-    rate.map(|rate| format!("{:.1}%", rate * 100.0)).unwrap_or_else(|| "—".to_owned())
+    // `+ 0.0` turns a negative zero into zero.
+    rate.map(|rate| format!("{:.1}%", rate * 100.0 + 0.0)).unwrap_or_else(|| "—".to_owned())
 }
 
 /// The words of the page as a lookup.
@@ -340,22 +341,22 @@ fn filter_choices(state: &AppState, user: &str, dashboard: &Dashboard, l: Lang) 
     let definitions = state.engine().definitions();
     let offset = utc_offset(&definitions);
     let now = state.engine().now();
+    // The next month and quarter first (coverage looks ahead), then the current
+    // ones and those before.
     let mut periods: Vec<String> = Vec::new();
-    for (first, count) in [(Period::month_of(now, offset), 6), (Period::quarter_of(now, offset), 4)]
-    {
-        let mut current = first;
-        for _ in 0..count {
-            let Some(period) = current else { break };
-            let previous = Period::parse(&period.label, offset).and_then(|p| {
-                if period.label.contains('Q') {
-                    Period::quarter_of(p.start - 1, offset)
-                } else {
-                    Period::month_of(p.start - 1, offset)
-                }
-            });
-            periods.push(period.label);
-            current = previous;
+    for quarters in [false, true] {
+        let of = |at: i64| {
+            if quarters { Period::quarter_of(at, offset) } else { Period::month_of(at, offset) }
+        };
+        let Some(current) = of(now) else { continue };
+        let mut list: Vec<String> = of(current.end).map(|next| next.label).into_iter().collect();
+        let mut period = Some(current);
+        for _ in 0..if quarters { 4 } else { 6 } {
+            let Some(this) = period else { break };
+            period = of(this.start - 1);
+            list.push(this.label);
         }
+        periods.extend(list);
     }
     if !periods.contains(&dashboard.period) {
         periods.push(dashboard.period.clone());
@@ -556,5 +557,6 @@ mod tests {
     fn rates_are_percentages() {
         assert_eq!(percent(Some(0.756)), "75.6%");
         assert_eq!(percent(None), "—");
+        assert_eq!(percent(Some(-0.0)), "0.0%");
     }
 }
