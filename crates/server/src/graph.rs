@@ -375,7 +375,8 @@ impl Reader<'_> {
     }
 
     /// The records of the linked forms that point at `record` and that `viewer` may
-    /// see, by form then title; adds their edges.
+    /// see, at most [`MAX_SATELLITES`], taken from each form in turn so that every
+    /// form shows (by title within a form); adds their edges.
     fn linked(
         &self,
         graph: &Graph,
@@ -385,8 +386,9 @@ impl Reader<'_> {
         edges: &mut Vec<Edge>,
     ) -> Vec<Node> {
         let store = self.state.engine().store();
-        let mut found = Vec::new();
+        let mut per_form: Vec<std::collections::VecDeque<(Record, FieldName)>> = Vec::new();
         for form in &graph.linked {
+            let mut records: Vec<(Record, FieldName)> = Vec::new();
             for field in self.links(form, &graph.centre) {
                 let value = stagecraft_store::IndexValue::from(record.id.as_str());
                 let page = stagecraft_store::Page::first(MAX_SATELLITES * 4);
@@ -394,15 +396,26 @@ impl Reader<'_> {
                 else {
                     continue;
                 };
-                let mut records: Vec<Record> = ids
-                    .iter()
-                    .filter_map(|id| {
-                        visible(self.state, viewer, form.as_str(), id.as_str(), Access::Read).ok()
-                    })
-                    .filter(|linked| linked.id != record.id)
-                    .collect();
-                records.sort_by_key(|linked| self.title(linked));
-                for linked in records {
+                records.extend(
+                    ids.iter()
+                        .filter_map(|id| {
+                            visible(self.state, viewer, form.as_str(), id.as_str(), Access::Read)
+                                .ok()
+                        })
+                        .filter(|linked| linked.id != record.id)
+                        .map(|linked| (linked, field.clone())),
+                );
+            }
+            records.sort_by_cached_key(|(linked, _)| (self.title(linked), linked.id.clone()));
+            per_form.push(records.into());
+        }
+        let mut found = Vec::new();
+        while found.len() < MAX_SATELLITES && per_form.iter().any(|queue| !queue.is_empty()) {
+            for queue in &mut per_form {
+                if found.len() == MAX_SATELLITES {
+                    break;
+                }
+                if let Some((linked, field)) = queue.pop_front() {
                     edges.push(Edge {
                         from: linked.id.clone(),
                         to: record.id.clone(),
@@ -412,7 +425,8 @@ impl Reader<'_> {
                 }
             }
         }
-        found.truncate(MAX_SATELLITES);
+        // Drawn grouped by form, so that the records of a form sit side by side.
+        found.sort_by_key(|node| graph.linked.iter().position(|form| form.as_str() == node.form));
         found
     }
 
