@@ -129,6 +129,17 @@ fn related(
     first
 }
 
+/// Whether a record holds a value in a field (not nothing, an empty text or list).
+fn filled(record: &Record, field: &str) -> bool {
+    match record.fields.get(field) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(text)) => !text.trim().is_empty(),
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(Value::Object(map)) => !map.is_empty(),
+        Some(_) => true,
+    }
+}
+
 /// A few filled-in fields of a record as people read them, leaving out its title,
 /// links and files.
 fn key_fields(definitions: &Definitions, record: &Record, l: Lang) -> Vec<Value> {
@@ -149,7 +160,7 @@ fn key_fields(definitions: &Definitions, record: &Record, l: Lang) -> Vec<Value>
                 compiled.fields.iter().find(|(field, _)| field.0 == name).map(|(_, info)| info);
             Some(name) != title
                 && info.is_some_and(|info| info.link.is_none() && !info.file && !info.user)
-                && view.get("text").and_then(Value::as_str).is_some_and(|text| !text.is_empty())
+                && filled(record, name)
         })
         .take(KEY_FIELDS)
         .map(|view| json!({"label": view.get("label"), "text": view.get("text")}))
@@ -300,7 +311,10 @@ fn overview(state: &AppState, user: &str, id: &str, l: Lang) -> Result<Value, Pa
     for each in &everyone {
         let stored =
             state.engine().store().events_of(&RecordId::new(each.id.clone())).unwrap_or_default();
-        events.extend(stored.into_iter().map(|event| (*each, event)));
+        // A linked record's activity is listed itself; its echo on this one is not.
+        events.extend(
+            stored.into_iter().filter(|event| event.kind != "touched").map(|event| (*each, event)),
+        );
     }
     events.sort_by_key(|(_, event)| std::cmp::Reverse((event.at_ms, event.sequence)));
     let timeline: Vec<Value> = events
@@ -332,7 +346,7 @@ fn overview(state: &AppState, user: &str, id: &str, l: Lang) -> Result<Value, Pa
         .unwrap_or_default()
         .into_iter()
         .filter(|view| {
-            view.get("text").and_then(Value::as_str).is_some_and(|text| !text.is_empty())
+            filled(&record, view.get("name").and_then(Value::as_str).unwrap_or_default())
         })
         .map(|view| {
             let mut kept = Map::new();

@@ -39,6 +39,10 @@ async fn the_overview_gathers_contacts_deals_interactions_and_their_timeline() {
     let timeline = &body[body.find("id=\"timeline\"").expect("timeline")..];
     assert!(timeline.contains("<strong>吴婷"), "who: {timeline}");
     assert!(timeline.contains("创建"));
+    // A linked record's activity is listed once, not echoed on the customer.
+    assert!(!timeline.contains("关联记录有新动态"), "{timeline}");
+    // Empty fields are left out of the profile.
+    assert!(!body.contains("id=\"profile-website\""), "{body}");
     let contact = timeline.find("陈工 &lt;设备部&gt;").expect("the new contact's creation");
     let deal = timeline.find("焊装线升级").expect("the deal's events");
     assert!(contact < deal, "newest first");
