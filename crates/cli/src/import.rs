@@ -201,6 +201,25 @@ pub(crate) fn run_org(args: OrgArgs) -> anyhow::Result<ExitCode> {
         println!("dry run: the org file was not changed");
         return Ok(ExitCode::SUCCESS);
     }
+    // When the org file is given beside the packs (not inside one of their
+    // folders), the new file is checked before it is written, from a scratch copy.
+    let inside_packs = args.packs.iter().any(|path| args.org.starts_with(path));
+    if !inside_packs {
+        let scratch =
+            std::env::temp_dir().join(format!("stagecraft-import-org-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).context("making a scratch folder")?;
+        let candidate = scratch.join(args.org.file_name().unwrap_or_default());
+        std::fs::write(&candidate, &result.yaml).context("writing the scratch copy")?;
+        let mut candidate_paths = args.packs.clone();
+        candidate_paths.push(candidate);
+        let report = stagecraft_pack::check(&candidate_paths);
+        // The scratch copy is only for the check; failing to remove it changes nothing.
+        let _ = std::fs::remove_dir_all(&scratch);
+        if report.has_errors() {
+            crate::render::human(&report).context("writing the report")?;
+            anyhow::bail!("the new org file does not pass the checks; nothing was written");
+        }
+    }
     let backup = PathBuf::from(format!("{}.bak", args.org.display()));
     std::fs::copy(&args.org, &backup)
         .with_context(|| format!("keeping the org file as {}", backup.display()))?;
