@@ -10,6 +10,8 @@
 //! - the **funnel** stages are the flow's stages in order, without the terminal
 //!   stages whose outcome is a failure; a record **reached** a funnel stage when it
 //!   entered that stage or a later one;
+//! - the **stability** of a stage-to-stage conversion is the lowest and highest of
+//!   its weekly rates (weeks where nobody reached the stage have no rate);
 //! - a **conversion** from → to is the share of the cohort records that entered `from`
 //!   that also entered `to`;
 //! - the **win rate** is success ÷ (success + failure) over the records that ended in
@@ -42,6 +44,8 @@ pub struct FlowReport {
     pub funnel: Vec<FunnelStep>,
     /// The conversion between consecutive funnel stages, per weekly cohort.
     pub weekly: Vec<WeekConversion>,
+    /// How stable each stage-to-stage conversion was from week to week.
+    pub stability: Vec<Stability>,
     /// The flow's named conversions (`measures.conversions`).
     pub conversions: Vec<Conversion>,
     /// Records that ended in the period, by outcome kind.
@@ -82,6 +86,26 @@ pub struct WeekConversion {
     /// For each funnel stage but the last, the share of the week's records that reached
     /// it and went on to the next (none when nobody reached it).
     pub rates: Vec<Option<f64>>,
+}
+
+/// How much one stage-to-stage conversion moved between the weekly cohorts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Stability {
+    /// The stage converted from.
+    pub from: String,
+    /// The next funnel stage.
+    pub to: String,
+    /// `from → to` with the stages' names.
+    pub title: String,
+    /// Weeks in which someone reached `from` (weeks with a rate).
+    pub weeks: usize,
+    /// The lowest weekly rate.
+    pub lowest: Option<f64>,
+    /// The highest weekly rate.
+    pub highest: Option<f64>,
+    /// `highest − lowest`: 0 is perfectly stable.
+    pub spread: Option<f64>,
 }
 
 /// A named conversion.
@@ -183,6 +207,7 @@ pub fn flow_report(
     let cohort: Vec<&History> =
         records.iter().copied().filter(|record| period.contains(record.created_at)).collect();
     let funnel_stages = funnel_stages(flow, measures);
+    let weekly = weekly(&funnel_stages, &cohort, period);
     let ended: Vec<&History> = records
         .iter()
         .copied()
@@ -193,7 +218,8 @@ pub fn flow_report(
         title: flow.title.get(locale).to_owned(),
         cohort: cohort.len(),
         funnel: funnel(flow, &funnel_stages, &cohort, locale),
-        weekly: weekly(&funnel_stages, &cohort, period),
+        stability: stability(flow, &funnel_stages, &weekly, locale),
+        weekly,
         conversions: conversions(measures, &cohort, locale),
         outcomes: outcomes(measures, &ended),
         by_size: by_size(measures, &ended),
@@ -282,6 +308,37 @@ fn weekly(stages: &[Id], cohort: &[&History], period: &Period) -> Vec<WeekConver
                 week: date_text(week, period.utc_offset_minutes),
                 entered: of_week.len(),
                 rates: counts.windows(2).map(|pair| ratio(pair[1], pair[0])).collect(),
+            }
+        })
+        .collect()
+}
+
+fn stability(
+    flow: &FlowFile,
+    stages: &[Id],
+    weekly: &[WeekConversion],
+    locale: &str,
+) -> Vec<Stability> {
+    stages
+        .windows(2)
+        .enumerate()
+        .map(|(index, pair)| {
+            let rates: Vec<f64> =
+                weekly.iter().filter_map(|week| week.rates.get(index).copied().flatten()).collect();
+            let lowest = rates.iter().copied().reduce(f64::min);
+            let highest = rates.iter().copied().reduce(f64::max);
+            Stability {
+                from: pair[0].to_string(),
+                to: pair[1].to_string(),
+                title: format!(
+                    "{} → {}",
+                    stage_title(flow, pair[0].as_str(), locale),
+                    stage_title(flow, pair[1].as_str(), locale)
+                ),
+                weeks: rates.len(),
+                lowest,
+                highest,
+                spread: lowest.zip(highest).map(|(low, high)| high - low),
             }
         })
         .collect()

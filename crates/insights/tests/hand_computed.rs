@@ -455,6 +455,23 @@ fn november_figures_match_the_hand_computed_ones() {
             ("2026-11-30", 0, vec![None, None, None]),
         ]
     );
+    // Stability over the weeks with a rate: lead → qualified 1, 2/3, 1, 0; qualified
+    // → offer 1, 1 (and 2/3 in the first week); offer → won 0.5, 0.5, 1.
+    let spread: Vec<(&str, usize, Option<f64>, Option<f64>)> = report
+        .stability
+        .iter()
+        .map(|row| (row.from.as_str(), row.weeks, row.lowest, row.highest))
+        .collect();
+    assert_eq!(
+        spread,
+        [
+            ("lead", 4, Some(0.0), Some(1.0)),
+            ("qualified", 3, Some(2.0 / 3.0), Some(1.0)),
+            ("offer", 3, Some(0.5), Some(1.0)),
+        ]
+    );
+    close(report.stability[1].spread, 1.0 / 3.0);
+    assert_eq!(report.stability[0].title, "Lead → Qualified");
     // Lead → qualified: all 8 entered lead, 6 entered qualified.
     let conversion = &report.conversions[0];
     assert_eq!(

@@ -60,6 +60,16 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("weekly", "阶段转化率（按进入周）", "Stage conversion by week of entry"),
     ("week", "周（周一）", "Week (Monday)"),
     ("entered", "新进入", "Entered"),
+    (
+        "stability",
+        "转化稳定性（各周转化率的最低与最高）",
+        "Stability (lowest and highest weekly rate)",
+    ),
+    ("pair", "阶段转化", "Stage to stage"),
+    ("weeks", "有数据的周", "Weeks with a rate"),
+    ("lowest", "最低", "Lowest"),
+    ("highest", "最高", "Highest"),
+    ("spread", "波动", "Spread"),
     ("conversions", "转化率", "Conversions"),
     ("conversion", "转化", "Conversion"),
     ("converted", "已转化", "Converted"),
@@ -182,6 +192,24 @@ fn flow_tables(report: &FlowReport, w: &Words) -> Vec<Table> {
                     .into_iter()
                     .chain(week.rates.iter().map(|rate| percent(*rate)))
                     .collect()
+            })
+            .collect(),
+    });
+    tables.push(Table {
+        name: format!("stability-{id}"),
+        title: w.get("stability"),
+        header: ["pair", "weeks", "lowest", "highest", "spread"].map(|key| w.get(key)).to_vec(),
+        rows: report
+            .stability
+            .iter()
+            .map(|row| {
+                vec![
+                    row.title.clone(),
+                    row.weeks.to_string(),
+                    percent(row.lowest),
+                    percent(row.highest),
+                    percent(row.spread),
+                ]
             })
             .collect(),
     });

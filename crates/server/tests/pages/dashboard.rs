@@ -54,6 +54,7 @@ async fn the_director_sees_every_team_s_targets_charts_and_tables() {
     }
     assert!(body.contains("id=\"table-funnel-sales-pipeline\""));
     assert!(body.contains("id=\"table-conversions-sales-pipeline\""));
+    assert!(body.contains("id=\"table-stability-sales-pipeline\""));
     assert!(body.contains("线索转商机"), "the pack's named conversion: {body}");
     assert!(body.contains("大单（≥ 500,000）"), "win rate by size: {body}");
     assert!(body.contains("href=\"/dashboard/coverage.csv?period&#x3D;2027-Q1\""));
