@@ -58,8 +58,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("thresholds", "审计阈值", "Thresholds"),
     (
         "thresholds_help",
-        "各流程 `audit:` 声明的阈值（未声明的用默认值）。",
-        "The thresholds each flow's `audit:` declares (defaults where it declares none).",
+        "各流程的 audit 块声明的阈值（未声明的用默认值）。",
+        "The thresholds each flow's audit block declares (defaults where it declares none).",
     ),
     ("late", "事后补录", "Entered after the fact"),
     (
@@ -166,6 +166,11 @@ const ADOPTION_WORDS: &[(&str, &str, &str)] = &[
         "rule_text",
         "{flow}：录入时限 {enter} 天，阶段更新时限 {update} 天；达标要求按时录入 ≥ {entry}、按时更新 ≥ {timely}、完整度 ≥ {complete}；连续两周达标得 {points} 分。",
         "{flow}: entered within {enter} days, stages updated within {update} days; compliant with ≥ {entry} entered in time, ≥ {timely} updated in time and ≥ {complete} complete; two compliant weeks in a row earn {points} points.",
+    ),
+    (
+        "rule_text_any_entry",
+        "{flow}：不检查录入时限，阶段更新时限 {update} 天；达标要求按时更新 ≥ {timely}、完整度 ≥ {complete}；连续两周达标得 {points} 分。",
+        "{flow}: no entry deadline, stages updated within {update} days; compliant with ≥ {timely} updated in time and ≥ {complete} complete; two compliant weeks in a row earn {points} points.",
     ),
     ("audit_link", "流程审计", "Process-health audit"),
 ];
@@ -858,7 +863,8 @@ fn build_adoption(state: &AppState, user: &str, lang: Lang) -> Result<Value, Pag
     let rules_text: Vec<String> = rules
         .iter()
         .map(|rule| {
-            word("rule_text")
+            let text = if rule.happened_at.is_some() { "rule_text" } else { "rule_text_any_entry" };
+            word(text)
                 .replace("{flow}", &labels.flow(&rule.flow))
                 .replace("{enter}", &days(rule.enter_within_ms))
                 .replace("{update}", &days(rule.update_within_ms))
@@ -909,5 +915,23 @@ async fn adoption_page(State(state): State<AppState>, lang: PageLang, signed: Si
         )
         .into_response(),
         Err(error) => error.page(lang, Some(&signed)).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ADOPTION_WORDS, WORDS};
+
+    #[test]
+    fn every_word_has_both_languages_once() {
+        for table in [WORDS, ADOPTION_WORDS] {
+            let mut keys: Vec<&str> = table.iter().map(|(key, _, _)| *key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            assert_eq!(keys.len(), table.len(), "a key is listed twice");
+            for (key, zh, en) in table {
+                assert!(!zh.is_empty() && !en.is_empty(), "{key}");
+            }
+        }
     }
 }
