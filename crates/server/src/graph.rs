@@ -44,6 +44,8 @@ pub(crate) struct Scope {
     pub(crate) rep: Option<String>,
     /// Only records owned by this person or anyone who reports to them.
     pub(crate) team: Option<String>,
+    /// Only records owned by people of this department or a department under it.
+    pub(crate) department: Option<String>,
 }
 
 /// What a node stands for.
@@ -176,6 +178,10 @@ pub(crate) fn build(
         members.insert(manager.clone());
         members
     });
+    let department: Option<BTreeSet<String>> = scope
+        .department
+        .as_ref()
+        .map(|department| state.with_org(|org| in_department(org, department)));
     // Records in a pool are nobody's: no one's graph draws them.
     let pooled = definitions.forms.get(&graph.centre).is_some_and(|form| form.meta.pool.is_some());
     let in_scope = |record: &Record| {
@@ -183,6 +189,9 @@ pub(crate) fn build(
         (!pooled || owner.is_some())
             && scope.rep.as_deref().is_none_or(|rep| owner == Some(rep))
             && team.as_ref().is_none_or(|team| owner.is_some_and(|owner| team.contains(owner)))
+            && department
+                .as_ref()
+                .is_none_or(|people| owner.is_some_and(|owner| people.contains(owner)))
     };
     let read = Reader { state, definitions: &definitions, lang };
     let centre = graph.centre.as_str();
@@ -298,6 +307,26 @@ pub(crate) fn build(
         width,
         height,
     })
+}
+
+/// The people of a department and of the departments under it.
+fn in_department(org: &stagecraft_runtime::Directory, department: &str) -> BTreeSet<String> {
+    let within = |start: Option<&Id>| {
+        let mut current = start.cloned();
+        // Org files could make departments each other's parents; the walk stays bounded.
+        for _ in 0..=org.departments().count() {
+            let Some(id) = current else { return false };
+            if id.as_str() == department {
+                return true;
+            }
+            current = org.departments().find(|d| d.id == id).and_then(|d| d.parent.clone());
+        }
+        false
+    };
+    org.users()
+        .filter(|user| within(user.department.as_ref()))
+        .map(|user| user.id.to_string())
+        .collect()
 }
 
 /// Reads records and labels for one graph.

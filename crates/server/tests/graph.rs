@@ -96,6 +96,22 @@ async fn a_team_is_narrowed_by_person_and_customers_fall_dormant_as_time_passes(
     assert!(node(&rep02, "宁波海创汽车零部件有限公司").is_some());
     assert!(node(&rep02, "苏州精工机械有限公司").is_none());
 
+    // A department and the ones under it, for someone who sees everything.
+    let director = harness.login("director").await;
+    let east = harness
+        .get("/api/graph?department=sales-east", &director)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert!(node(&east, "宁波海创汽车零部件有限公司").is_some());
+    assert!(node(&east, "东莞华信电子有限公司").is_none());
+    let regions = harness
+        .get("/api/graph?department=sales-regions", &director)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert!(node(&regions, "东莞华信电子有限公司").is_some(), "{regions:#}");
+
     // Another team's rep sees none of it, even when asking for it.
     let rep05 = harness.login("rep05").await;
     let asked = harness.get("/api/graph?team=mgr-east", &rep05).await.expect(StatusCode::OK).body;

@@ -30,12 +30,14 @@ pub(crate) struct GraphQuery {
     rep: Option<String>,
     /// Only records owned by this person or anyone who reports to them.
     team: Option<String>,
+    /// Only records owned by people of this department or a department under it.
+    department: Option<String>,
     /// `zh-CN` (default) or `en`, for titles and sentences.
     lang: Option<String>,
 }
 
-/// A relationship graph: the centre records the caller may see (within `rep` or
-/// `team`), the records linked to them, their parent records, what each bought,
+/// A relationship graph: the centre records the caller may see (within `rep`,
+/// `team` or `department`), the records linked to them, their parent records, what each bought,
 /// whether it is dormant and which products are worth offering, with why.
 #[utoipa::path(get, path = "/api/graph", tag = "records",
     params(GraphQuery),
@@ -56,6 +58,7 @@ pub(crate) async fn graph_of(
     let scope = Scope {
         rep: query.rep.filter(|rep| !rep.is_empty()),
         team: query.team.filter(|team| !team.is_empty()),
+        department: query.department.filter(|department| !department.is_empty()),
     };
     blocking(move || {
         graph::build(&state, &caller.user, query.graph.as_deref(), scope, lang)

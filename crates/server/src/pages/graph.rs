@@ -8,6 +8,8 @@
 //! links that change `?zoom=`, `?x=` and `?y=`. Every record is also listed as a link
 //! next to the drawing, with its highlights and the sentences that explain them.
 
+use std::collections::BTreeSet;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -27,6 +29,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("everyone_i_see", "我能看到的全部", "Everything I may see"),
     ("show", "查看", "Show"),
     ("team_of", "团队：", "Team: "),
+    ("department_of", "部门：", "Department: "),
     ("zoom_in", "放大", "Zoom in"),
     ("zoom_out", "缩小", "Zoom out"),
     ("left", "← 左移", "← Left"),
@@ -97,6 +100,7 @@ impl Asked {
                 "graph" if !value.is_empty() => asked.graph = Some(value),
                 "rep" if !value.is_empty() => asked.scope.rep = Some(value),
                 "team" if !value.is_empty() => asked.scope.team = Some(value),
+                "department" if !value.is_empty() => asked.scope.department = Some(value),
                 "zoom" => asked.zoom = number(&value),
                 "x" => asked.x = number(&value),
                 "y" => asked.y = number(&value),
@@ -131,6 +135,9 @@ impl Asked {
         }
         if let Some(team) = &self.scope.team {
             add("team", team);
+        }
+        if let Some(department) = &self.scope.department {
+            add("department", department);
         }
         if let Some(view) = view {
             add("zoom", &format!("{}", view.zoom));
@@ -214,9 +221,10 @@ async fn export(
 async fn page(State(state): State<AppState>, lang: PageLang, signed: Signed, uri: Uri) -> Response {
     let asked = Asked::of(&uri);
     let people = people(&state, &signed.user);
+    let departments = departments(&state, &people, lang);
     match compute(state, signed.user.clone(), asked.clone(), lang).await {
         Ok(graph) => {
-            let data = page_data(&graph, &asked, people, lang);
+            let data = page_data(&graph, &asked, people, departments, lang);
             let switch = with_query("/graph", &asked.query(None));
             Page::render(StatusCode::OK, "graph", lang, Some(&signed), &switch, data)
                 .into_response()
@@ -242,6 +250,26 @@ fn people(state: &AppState, viewer: &str) -> Vec<(String, String, bool)> {
     })
 }
 
+/// The departments of those people, with links to their graphs, by id.
+fn departments(state: &AppState, people: &[(String, String, bool)], lang: PageLang) -> Vec<Value> {
+    state.with_org(|org| {
+        let ids: BTreeSet<String> = people
+            .iter()
+            .filter_map(|(id, _, _)| org.user(id)?.department.as_ref().map(|d| d.to_string()))
+            .collect();
+        ids.into_iter()
+            .map(|id| {
+                let title = org
+                    .departments()
+                    .find(|department| department.id.as_str() == id)
+                    .map(|department| lang.lang.text(&department.title))
+                    .unwrap_or_else(|| id.clone());
+                json!({"title": title, "href": format!("/graph?department={}", encode_component(&id))})
+            })
+            .collect()
+    })
+}
+
 /// A small coloured swatch, as a `data:` image (the page allows no inline styles).
 fn swatch(colour: &str, square: bool) -> String {
     let shape = if square {
@@ -259,6 +287,7 @@ fn page_data(
     graph: &GraphView,
     asked: &Asked,
     people: Vec<(String, String, bool)>,
+    departments: Vec<Value>,
     lang: PageLang,
 ) -> Value {
     let view = asked.view(graph);
@@ -360,7 +389,10 @@ fn page_data(
         "title": graph.title,
         "w": w,
         "people": people,
-        "scope_all": asked.scope.rep.is_none() && asked.scope.team.is_none(),
+        "departments": departments,
+        "scope_all": asked.scope.rep.is_none()
+            && asked.scope.team.is_none()
+            && asked.scope.department.is_none(),
         "graph_id": graph.graph,
         "svg": with_query("/graph.svg", &query),
         "svg_whole": with_query("/graph.svg", &asked.query(None)),

@@ -209,6 +209,9 @@ async fn a_manager_sees_the_team_and_a_rep_only_their_own() {
     assert!(page.body.contains("苏州精工机械有限公司"), "{}", page.body);
     assert!(page.body.contains("宁波海创汽车零部件有限公司"));
     assert!(!page.body.contains("东莞华信电子有限公司"));
+    // Links narrow the graph to the team and to the department.
+    assert!(page.body.contains("href=\"/graph?team&#x3D;mgr-east\""), "{}", page.body);
+    assert!(page.body.contains("href=\"/graph?department&#x3D;sales-east\""));
     // Narrowed to one person of the team.
     let rep02 = harness.get("/graph?rep=rep02", Some(&manager.cookie)).await.page(StatusCode::OK);
     assert!(rep02.body.contains("宁波海创汽车零部件有限公司"));
