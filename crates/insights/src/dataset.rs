@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use stagecraft_model::Id;
+use stagecraft_model::{FlowFile, Id};
 use stagecraft_pack::Definitions;
 use stagecraft_runtime::Record;
 use stagecraft_store::{Page, RecordId, Store, StoreError, StoredEvent};
@@ -214,7 +214,7 @@ impl Dataset {
                 let page = Page { after: after.clone(), limit: PAGE };
                 let ids = store.records_of_form(form.as_str(), page)?;
                 for id in &ids {
-                    dataset.load_record(store, id, filter)?;
+                    dataset.load_record(store, definitions, id, filter)?;
                 }
                 if ids.len() < PAGE {
                     break;
@@ -229,6 +229,7 @@ impl Dataset {
     fn load_record(
         &mut self,
         store: &dyn Store,
+        definitions: &Definitions,
         id: &RecordId,
         filter: &Filter,
     ) -> Result<(), DatasetError> {
@@ -244,7 +245,11 @@ impl Dataset {
             return Ok(());
         }
         let events = store.events_of(id)?;
-        self.records.push(History::build(&record, &events));
+        let mut history = History::build(&record, &events);
+        if let Some(flow) = flow.and_then(|flow| definitions.flows.get(flow)) {
+            history.enter_terminal_stage(flow);
+        }
+        self.records.push(history);
         Ok(())
     }
 
@@ -391,6 +396,21 @@ impl History {
                 at,
                 by: by.map(str::to_owned),
             });
+        }
+    }
+
+    /// Adds the entry into the terminal stage of the record's outcome when the history
+    /// ended without one: an imported record's history names its end, not always the
+    /// stage it ended in, and the funnel counts that stage as reached.
+    pub fn enter_terminal_stage(&mut self, flow: &FlowFile) {
+        let Some(ended) = &self.ended else { return };
+        let Some(terminal) =
+            flow.stages.iter().find(|stage| stage.outcome.as_ref() == Some(&ended.outcome))
+        else {
+            return;
+        };
+        if !self.stages.iter().any(|entry| entry.stage == terminal.id) {
+            self.stages.push(StageEntry { stage: terminal.id.clone(), at: ended.at, by: None });
         }
     }
 

@@ -75,3 +75,74 @@ async fn figures_follow_what_the_caller_may_see() {
         assert!(detail.contains(word), "{uri}: {detail}");
     }
 }
+
+/// 2026-07-01, 2026-07-10 and 2026-08-15, 04:00 UTC (noon in China).
+const JULY_1: i64 = 1_782_878_400_000;
+const JULY_10: i64 = 1_783_656_000_000;
+const AUGUST_15: i64 = 1_786_766_400_000;
+
+#[tokio::test]
+async fn imported_history_counts_at_its_own_dates() {
+    let harness = Harness::new();
+    let customer = harness.all("customer").into_iter().next().expect("a demo customer");
+    let mut fields = serde_json::Map::new();
+    fields.insert("name".into(), "历史商机".into());
+    fields.insert("customer".into(), customer.into());
+    fields.insert("amount".into(), 900_000.into());
+    fields.insert("expected_close_date".into(), "2026-08-31".into());
+    let stage =
+        |stage: &str, at: i64| stagecraft_runtime::ImportedStage { stage: stage.into(), at };
+    let deal = stagecraft_engine::ImportedRecord {
+        form: "opportunity".into(),
+        owner: Some("rep01".into()),
+        fields,
+        created_at: JULY_1,
+        stages: vec![stage("lead", JULY_1), stage("first_contact", JULY_10)],
+        ended: Some(stagecraft_runtime::ImportedEnd { outcome: "won".into(), at: AUGUST_15 }),
+        links_in_import: Vec::new(),
+    };
+    harness.state.engine().import(Some("admin"), "old-crm.csv", vec![deal]).expect("imported");
+
+    // Imported today, but created on 1 July and won on 15 August: it counts in Q3.
+    let director = harness.login("director").await;
+    let q3 = harness
+        .get("/api/insights?period=2026-Q3&rep=rep01", &director)
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let pipeline = q3["flows"]
+        .as_array()
+        .and_then(|flows| flows.iter().find(|flow| flow["flow"] == "sales-pipeline"))
+        .cloned()
+        .expect("the pipeline");
+    assert_eq!(pipeline["cohort"], 1, "{pipeline:#}");
+    assert_eq!(pipeline["conversions"][0]["converted"], 1);
+    assert_eq!(pipeline["outcomes"]["success"], 1);
+    assert_eq!(pipeline["outcomes"]["success_amount"], 900_000.0);
+    // 1 July to 15 August: 45 days.
+    assert_eq!(pipeline["cycle"]["average_days"], 45.0);
+    assert_eq!(pipeline["by_size"][0]["success"], 1, "large (≥ 500 000)");
+    // Its history names the end, not the stage: the funnel still counts it as won.
+    let funnel = pipeline["funnel"].as_array().cloned().unwrap_or_default();
+    let reached: Vec<(String, u64)> = funnel
+        .iter()
+        .map(|step| {
+            (
+                step["stage"].as_str().unwrap_or_default().to_owned(),
+                step["reached"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reached,
+        [
+            ("lead", 1),
+            ("first_contact", 1),
+            ("needs_confirmed", 1),
+            ("proposal", 1),
+            ("negotiation", 1),
+            ("won", 1)
+        ]
+        .map(|(stage, count)| (stage.to_owned(), count))
+    );
+}
