@@ -836,7 +836,7 @@ fn short(text: &str, max: usize) -> String {
 /// The graph as a standalone SVG document: lines for links, circles for records
 /// (squares for parent records), names under them, highlights by colour. Every text
 /// is escaped; there is no script and no external reference.
-pub(crate) fn svg(graph: &GraphView, view: View) -> String {
+pub(crate) fn svg(graph: &GraphView, view: View, legend: &[Key]) -> String {
     let (x, y, width, height) = view.view_box(graph);
     let mut out = String::new();
     let _ = write!(
@@ -930,8 +930,54 @@ pub(crate) fn svg(graph: &GraphView, view: View) -> String {
             }
         }
     }
+    draw_legend(&mut out, view, (x, y), legend);
     out.push_str("</svg>");
     out
+}
+
+/// An entry of the legend: its words, its colour and whether it is drawn square.
+pub(crate) struct Key {
+    pub(crate) label: String,
+    pub(crate) colour: &'static str,
+    pub(crate) square: bool,
+}
+
+/// The legend in the top left corner of the view, the same size at every zoom, so
+/// that the picture opened alone explains its colours.
+fn draw_legend(out: &mut String, view: View, corner: (f64, f64), legend: &[Key]) {
+    if legend.is_empty() {
+        return;
+    }
+    let height = 10.0 + 18.0 * legend.len() as f64;
+    let _ = write!(
+        out,
+        "<g transform=\"translate({:.1} {:.1}) scale({:.4})\">\
+         <rect x=\"0\" y=\"0\" width=\"210\" height=\"{height:.0}\" rx=\"4\" fill=\"#ffffff\" fill-opacity=\"0.9\" stroke=\"#e2e8f0\"/>",
+        corner.0 + 6.0 / view.zoom,
+        corner.1 + 6.0 / view.zoom,
+        1.0 / view.zoom
+    );
+    for (index, key) in legend.iter().enumerate() {
+        let y = 14.0 + 18.0 * index as f64;
+        if key.square {
+            let _ = write!(
+                out,
+                "<rect x=\"8\" y=\"{:.0}\" width=\"10\" height=\"10\" rx=\"2\" fill=\"{}\"/>",
+                y - 5.0,
+                key.colour
+            );
+        } else {
+            let _ =
+                write!(out, "<circle cx=\"13\" cy=\"{y:.0}\" r=\"5\" fill=\"{}\"/>", key.colour);
+        }
+        let _ = write!(
+            out,
+            "<text x=\"24\" y=\"{:.0}\" font-size=\"11\" fill=\"#334155\">{}</text>",
+            y + 4.0,
+            escape(&key.label)
+        );
+    }
+    out.push_str("</g>");
 }
 
 /// The colours of the legend, for the page.
@@ -1064,13 +1110,15 @@ mod tests {
             width: 300.0,
             height: 260.0,
         };
-        let drawing = svg(&graph, View::whole(&graph));
+        let legend = [Key { label: "沉睡 <old>".into(), colour: COLOUR_DORMANT, square: false }];
+        let drawing = svg(&graph, View::whole(&graph), &legend);
+        assert!(drawing.contains("沉睡 &lt;old&gt;"), "{drawing}");
         assert!(!drawing.contains("<script"), "{drawing}");
         assert!(drawing.contains("&lt;script&gt;"), "{drawing}");
         assert!(drawing.contains("A &amp; B"));
         assert!(drawing.contains("viewBox=\"0.0 0.0 300.0 260.0\""));
         assert!(drawing.contains(COLOUR_DORMANT));
-        let zoomed = svg(&graph, View { x: 100.0, y: 100.0, zoom: 2.0 });
+        let zoomed = svg(&graph, View { x: 100.0, y: 100.0, zoom: 2.0 }, &[]);
         assert!(zoomed.contains("viewBox=\"25.0 35.0 150.0 130.0\""), "{zoomed}");
     }
 }

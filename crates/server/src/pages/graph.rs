@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::i18n::words;
 use super::{Page, PageError, PageLang, Signed, blocking, encode_component, query_pairs};
-use crate::graph::{self, GraphError, GraphView, LEGEND, NodeKind, Scope, View};
+use crate::graph::{self, GraphError, GraphView, Key, LEGEND, NodeKind, Scope, View};
 use crate::state::AppState;
 
 /// The page's words: key, Chinese, English.
@@ -183,7 +183,7 @@ async fn picture(
     let asked = Asked::of(&uri);
     match compute(state, signed.user.clone(), asked.clone(), lang).await {
         Ok(graph) => {
-            let drawing = graph::svg(&graph, asked.view(&graph));
+            let drawing = graph::svg(&graph, asked.view(&graph), &legend(&graph, lang));
             let mut response = drawing.into_response();
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml; charset=utf-8"));
@@ -268,6 +268,26 @@ fn departments(state: &AppState, people: &[(String, String, bool)], lang: PageLa
             })
             .collect()
     })
+}
+
+/// The legend's entries in the page's language: the centre form by its title.
+fn legend(graph: &GraphView, lang: PageLang) -> Vec<Key> {
+    let w = words(lang.lang, WORDS);
+    LEGEND
+        .iter()
+        .map(|(key, colour)| Key {
+            label: match *key {
+                "centre" => graph.centre_title.clone(),
+                _ => w
+                    .get(format!("legend_{key}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            colour,
+            square: *key == "parent",
+        })
+        .collect()
 }
 
 /// A small coloured swatch, as a `data:` image (the page allows no inline styles).
@@ -361,17 +381,9 @@ fn page_data(
         graph.nodes.iter().filter(|node| node.kind == NodeKind::Centre && test(node)).count()
     };
     let w = words(lang.lang, WORDS);
-    let legend: Vec<Value> = LEGEND
+    let legend: Vec<Value> = legend(graph, lang)
         .iter()
-        .map(|(key, colour)| {
-            json!({
-                "label": match *key {
-                    "centre" => Value::String(graph.centre_title.clone()),
-                    _ => w.get(format!("legend_{key}")).cloned().unwrap_or_default(),
-                },
-                "swatch": swatch(colour, *key == "parent"),
-            })
-        })
+        .map(|key| json!({"label": key.label, "swatch": swatch(key.colour, key.square)}))
         .collect();
     let people: Vec<Value> = people
         .into_iter()
