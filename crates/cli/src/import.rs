@@ -157,12 +157,8 @@ pub(crate) fn run_org(args: OrgArgs) -> anyhow::Result<ExitCode> {
         people.is_some() || departments.is_some(),
         "give a people file (--people) or a departments file (--departments), or both"
     );
-    let source = stagecraft_pack::SourceFile::read(&args.org)
-        .map_err(|diagnostic| anyhow::anyhow!(diagnostic.message))?;
-    let file = stagecraft_pack::YamlFile::parse(source)
-        .map_err(|diagnostic| anyhow::anyhow!(diagnostic.message))?;
-    let current: stagecraft_model::OrgFile = serde_json::from_value(file.value)
-        .with_context(|| format!("reading {} as an org file", args.org.display()))?;
+    let current =
+        stagecraft_import::read_org_file(&args.org).map_err(|error| anyhow::anyhow!(error))?;
     let mut paths = args.packs.clone();
     if !paths.iter().any(|path| args.org.starts_with(path)) {
         paths.push(args.org.clone());
@@ -201,37 +197,16 @@ pub(crate) fn run_org(args: OrgArgs) -> anyhow::Result<ExitCode> {
         println!("dry run: the org file was not changed");
         return Ok(ExitCode::SUCCESS);
     }
-    // When the org file is given beside the packs (not inside one of their
-    // folders), the new file is checked before it is written, from a scratch copy.
-    let inside_packs = args.packs.iter().any(|path| args.org.starts_with(path));
-    if !inside_packs {
-        let scratch =
-            std::env::temp_dir().join(format!("stagecraft-import-org-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch).context("making a scratch folder")?;
-        let candidate = scratch.join(args.org.file_name().unwrap_or_default());
-        std::fs::write(&candidate, &result.yaml).context("writing the scratch copy")?;
-        let mut candidate_paths = args.packs.clone();
-        candidate_paths.push(candidate);
-        let report = stagecraft_pack::check(&candidate_paths);
-        // The scratch copy is only for the check; failing to remove it changes nothing.
-        let _ = std::fs::remove_dir_all(&scratch);
-        if report.has_errors() {
+    let backup = match stagecraft_import::write_org_file(&args.packs, &args.org, &result.yaml) {
+        Ok(backup) => backup,
+        Err(stagecraft_import::WriteOrgError::Checks(report)) => {
             crate::render::human(&report).context("writing the report")?;
-            anyhow::bail!("the new org file does not pass the checks; nothing was written");
+            anyhow::bail!(
+                "the new org file does not pass the checks; the org file was not changed"
+            );
         }
-    }
-    let backup = PathBuf::from(format!("{}.bak", args.org.display()));
-    std::fs::copy(&args.org, &backup)
-        .with_context(|| format!("keeping the org file as {}", backup.display()))?;
-    std::fs::write(&args.org, &result.yaml)
-        .with_context(|| format!("writing {}", args.org.display()))?;
-    let report = stagecraft_pack::check(&paths);
-    if report.has_errors() {
-        std::fs::copy(&backup, &args.org)
-            .with_context(|| format!("putting {} back", args.org.display()))?;
-        crate::render::human(&report).context("writing the report")?;
-        anyhow::bail!("the new org file does not pass the checks; the old one is back in place");
-    }
+        Err(error) => return Err(anyhow::anyhow!(error)),
+    };
     println!("wrote {} (the file before is {})", args.org.display(), backup.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,9 @@ use stagecraft_engine::{Engine, EngineError};
 
 pub use convert::{Unreadable, boolean, convert, date_time, number};
 pub use mapping::Mapping;
-pub use org::{OrgImport, OrgProblem, import_org};
+pub use org::{
+    OrgImport, OrgProblem, WriteOrgError, find_org_file, import_org, read_org_file, write_org_file,
+};
 pub use rows::{RowProblem, Table, distinct_values, read_table};
 
 /// How far an import is, for a progress bar: rows read of the total, then written.

@@ -465,3 +465,96 @@ fn plain_key(key: &str) -> String {
         Value::String(key.to_owned()).to_string()
     }
 }
+
+/// Why an org file was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteOrgError {
+    /// The packs with the new file do not pass the checks; nothing changed.
+    #[error("the new org file does not pass the pack checks; nothing was written")]
+    Checks(Box<stagecraft_pack::Report>),
+    /// The file system refused.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Writes `yaml` as the org file `org` after the pack checker accepts the packs with
+/// it, keeping the file before as `<org>.bak` (a name the loader ignores). When `org`
+/// lies beside the `packs` folders, the check runs on a scratch copy first and
+/// nothing is written on errors; when it lies inside one of them (a copy would clash
+/// with it), the file is written, checked, and put back as it was on errors.
+pub fn write_org_file(
+    packs: &[std::path::PathBuf],
+    org: &std::path::Path,
+    yaml: &str,
+) -> Result<std::path::PathBuf, WriteOrgError> {
+    let io = |what: &str, error: std::io::Error| WriteOrgError::Io(format!("{what}: {error}"));
+    let inside = packs.iter().any(|path| path != org && org.starts_with(path));
+    let others: Vec<std::path::PathBuf> =
+        packs.iter().filter(|path| path.as_path() != org).cloned().collect();
+    if !inside {
+        let scratch = std::env::temp_dir().join(format!(
+            "stagecraft-org-check-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&scratch).map_err(|e| io("making a scratch folder", e))?;
+        let candidate = scratch.join(org.file_name().unwrap_or_default());
+        std::fs::write(&candidate, yaml).map_err(|e| io("writing a scratch copy", e))?;
+        let mut paths = others.clone();
+        paths.push(candidate);
+        let report = stagecraft_pack::check(&paths);
+        // The scratch copy only served the check; a leftover changes nothing.
+        let _ = std::fs::remove_dir_all(&scratch);
+        if report.has_errors() {
+            return Err(WriteOrgError::Checks(Box::new(report)));
+        }
+    }
+    let backup = std::path::PathBuf::from(format!("{}.bak", org.display()));
+    std::fs::copy(org, &backup).map_err(|e| io("keeping the org file", e))?;
+    std::fs::write(org, yaml).map_err(|e| io("writing the org file", e))?;
+    if inside {
+        let mut paths = others;
+        paths.push(org.to_owned());
+        let report = stagecraft_pack::check(&paths);
+        if report.has_errors() {
+            std::fs::copy(&backup, org).map_err(|e| io("putting the org file back", e))?;
+            return Err(WriteOrgError::Checks(Box::new(report)));
+        }
+    }
+    Ok(backup)
+}
+
+/// The org file among the pack paths (a file, or one inside a folder), when there is
+/// exactly one.
+pub fn find_org_file(packs: &[std::path::PathBuf]) -> Result<std::path::PathBuf, usize> {
+    fn walk(path: &std::path::Path, depth: usize, found: &mut Vec<std::path::PathBuf>) {
+        if path.is_file() {
+            if stagecraft_pack::classify(path) == Some(stagecraft_pack::FileKind::Org) {
+                found.push(path.to_owned());
+            }
+        } else if path.is_dir() && depth < 16 {
+            let Ok(entries) = std::fs::read_dir(path) else { return };
+            let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            entries.sort();
+            for entry in entries {
+                walk(&entry, depth + 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for path in packs {
+        walk(path, 0, &mut found);
+    }
+    found.dedup();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        other => Err(other.len()),
+    }
+}
+
+/// Reads an org file.
+pub fn read_org_file(path: &std::path::Path) -> Result<OrgFile, String> {
+    let source = stagecraft_pack::SourceFile::read(path).map_err(|d| d.message)?;
+    let file = stagecraft_pack::YamlFile::parse(source).map_err(|d| d.message)?;
+    serde_json::from_value(file.value).map_err(|error| format!("{}: {error}", path.display()))
+}

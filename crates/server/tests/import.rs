@@ -257,3 +257,70 @@ async fn the_answers_validate_strictly_against_the_openapi_document() {
         assert!(errors.is_empty(), "{errors:#?}\n{status:#}");
     }
 }
+
+/// A server whose demo company (org file included) is a copy in its own folder, so
+/// that an org import may rewrite it.
+fn harness_with_own_org() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = dir.path().join("demo");
+    std::fs::create_dir_all(&demo).expect("demo folder");
+    for entry in std::fs::read_dir(repo().join("examples/demo")).expect("demo") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, demo.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let mut config = common::config(dir.path(), stagecraft_server::ClockChoice::Manual);
+    config.demo = Some(demo);
+    let (state, _) = match stagecraft_server::AppState::open(&config) {
+        Ok(opened) => opened,
+        Err(error) => panic!("the server must start: {error}"),
+    };
+    Harness { app: stagecraft_server::app(state.clone()), state, dir }
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("crates/import/tests/data").join(name)).expect("fixture")
+}
+
+#[tokio::test]
+async fn the_org_import_shows_who_changes_then_writes_the_org_file_and_reloads_it() {
+    let harness = harness_with_own_org();
+    let admin = harness.login("admin").await;
+    let body = json!({"people": fixture("people.csv"), "departments": fixture("departments.csv")});
+    let dry = harness
+        .post("/api/org/import?dry_run=true", &admin, body.clone())
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(dry["added_people"], json!(["rep13", "mgr-west"]));
+    assert_eq!(dry["changed_people"], json!(["rep01"]));
+    assert_eq!(dry["added_departments"], json!(["sales-west"]));
+    assert_eq!(dry["written"], false);
+    let users = harness.get("/api/org/users", &admin).await.expect(StatusCode::OK).body;
+    assert!(!users.to_string().contains("rep13"), "a dry run changes nothing");
+
+    let done = harness.post("/api/org/import", &admin, body).await.expect(StatusCode::OK).body;
+    assert_eq!(done["written"], true, "{done:#}");
+    let users = harness.get("/api/org/users", &admin).await.expect(StatusCode::OK).body;
+    let rep13 = users["users"]
+        .as_array()
+        .and_then(|users| users.iter().find(|user| user["id"] == "rep13"))
+        .cloned()
+        .unwrap_or_else(|| panic!("rep13 after the reload: {users:#}"));
+    assert_eq!(rep13["manager"], "mgr-west");
+    assert_eq!(rep13["department"], "sales-west");
+    let written = std::fs::read_to_string(harness.dir.path().join("demo/company.org.yaml"))
+        .expect("the org file");
+    assert!(written.contains("\"rep13\""));
+    assert!(harness.dir.path().join("demo/company.org.yaml.bak").is_file());
+
+    let bad = json!({"people": "用户名,姓名,角色\nx1,甲,wizard\n"});
+    let refused =
+        harness.post("/api/org/import", &admin, bad).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["problems"][0]["column"], "角色");
+    assert_eq!(refused.body["written"], false);
+    let rep = harness.login("rep01").await;
+    let body = json!({"people": fixture("people.csv")});
+    harness.post("/api/org/import?dry_run=true", &rep, body).await.problem(StatusCode::FORBIDDEN);
+}

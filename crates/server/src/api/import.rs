@@ -37,6 +37,7 @@ pub(crate) fn routes(router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState>
     router
         .routes(routes!(import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .routes(routes!(job))
+        .routes(routes!(import_org).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
 }
 
 /// Whether `user` may import: they hold a role declared with `sees: all`.
@@ -359,4 +360,145 @@ pub(crate) async fn job(
     find_job(&id, &caller.user)
         .map(|job| Json(job.status()))
         .ok_or_else(|| Problem::not_found(format!("there is no import job `{id}`")))
+}
+
+/// People and departments to merge into the org file, as CSV text (see
+/// docs/import.md for the columns).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OrgImportRequest {
+    /// The people: id, name, e-mail, phone, department, manager, roles.
+    #[serde(default)]
+    people: Option<String>,
+    /// The departments: id, name, English name, parent, head.
+    #[serde(default)]
+    departments: Option<String>,
+}
+
+/// A problem of one of the org files.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct OrgProblemView {
+    /// `people` or `departments`.
+    file: String,
+    /// The row (the header is row 1).
+    row: u64,
+    /// The column, when one is concerned.
+    column: Option<String>,
+    /// The cell's text.
+    value: Option<String>,
+    /// The problem, in Chinese.
+    message_zh: String,
+    /// The problem, in English.
+    message_en: String,
+}
+
+/// What an org import changes (or would change).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct OrgImportAnswer {
+    /// People added, by id.
+    added_people: Vec<String>,
+    /// People whose entry changed, by id.
+    changed_people: Vec<String>,
+    /// Departments added, by id.
+    added_departments: Vec<String>,
+    /// Departments whose entry changed, by id.
+    changed_departments: Vec<String>,
+    /// Every problem; nothing is written when there is one.
+    problems: Vec<OrgProblemView>,
+    /// Whether the org file was written (and the org reloaded).
+    written: bool,
+}
+
+/// Merges people and departments (CSV) into the company's org file — the one org
+/// file among the server's packs — and, unless `dry_run=true`, writes it after the
+/// pack checker accepts it (the file before is kept as `<file>.bak`) and reloads the
+/// packs, so the org changes at once. Only roles that see every record may.
+#[utoipa::path(post, path = "/api/org/import", tag = "import",
+    params(("dry_run" = Option<bool>, Query, description = "Only say who would be added and changed")),
+    request_body = OrgImportRequest,
+    responses(
+        (status = 200, description = "Checked (and, without `dry_run`, written)", body = OrgImportAnswer),
+        (status = 400, description = "A malformed body or query", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "No live session", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller holds no role that sees every record", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "The server's packs hold no org file, or several", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "The files have problems, or the new org file does not pass the pack checks: nothing was written", body = OrgImportAnswer),
+    ))]
+pub(crate) async fn import_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    super::JsonBody(request): super::JsonBody<OrgImportRequest>,
+) -> Result<Response, Problem> {
+    if !may_import(&state, &caller.user) {
+        return Err(Problem::forbidden("only a role that sees every record may import"));
+    }
+    let dry = dry_run_asked(raw.as_deref())?;
+    blocking(move || {
+        let file = stagecraft_import::find_org_file(state.pack_paths()).map_err(|count| {
+            Problem::not_applicable(format!("the server's packs hold {count} org files, not one"))
+        })?;
+        let current = stagecraft_import::read_org_file(&file).map_err(Problem::bad_request)?;
+        let definitions = state.engine().definitions();
+        let result = stagecraft_import::import_org(
+            &definitions,
+            &current,
+            request.people.as_deref().map(str::as_bytes),
+            request.departments.as_deref().map(str::as_bytes),
+        );
+        let mut answer = OrgImportAnswer {
+            added_people: result.added_people,
+            changed_people: result.changed_people,
+            added_departments: result.added_departments,
+            changed_departments: result.changed_departments,
+            problems: result
+                .problems
+                .into_iter()
+                .map(|found| OrgProblemView {
+                    file: found.file,
+                    row: found.problem.row,
+                    column: found.problem.column,
+                    value: found.problem.value,
+                    message_zh: found.problem.message_zh,
+                    message_en: found.problem.message_en,
+                })
+                .collect(),
+            written: false,
+        };
+        if !answer.problems.is_empty() {
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
+        }
+        if dry {
+            return Ok(Json(answer).into_response());
+        }
+        let others: Vec<std::path::PathBuf> =
+            state.pack_paths().iter().filter(|path| **path != file).cloned().collect();
+        match stagecraft_import::write_org_file(&others, &file, &result.yaml) {
+            Ok(_) => {}
+            Err(stagecraft_import::WriteOrgError::Checks(report)) => {
+                answer.problems = report
+                    .diagnostics
+                    .iter()
+                    .filter(|diagnostic| diagnostic.is_error())
+                    .map(|diagnostic| OrgProblemView {
+                        file: "org".into(),
+                        row: 1,
+                        column: None,
+                        value: None,
+                        message_zh: diagnostic.message.clone(),
+                        message_en: diagnostic.message.clone(),
+                    })
+                    .collect();
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
+            }
+            Err(error) => return Err(Problem::failure(&error)),
+        }
+        // The watcher would notice the file too; reloading now makes the answer true.
+        state.reload_packs().map_err(|_| {
+            Problem::not_applicable("the org file was written but the packs did not reload")
+        })?;
+        answer.written = true;
+        Ok(Json(answer).into_response())
+    })
+    .await
 }
