@@ -282,10 +282,11 @@ fn read_request(
 }
 
 /// Imports a CSV file as records of a form, with their own history (creation date,
-/// stages reached, outcome). With `dry_run=true`, answers the per-row report and
-/// writes nothing. The body is JSON, or the file itself as `text/csv` (the mapping
-/// is then found from its headers). Otherwise starts a job (202, `Location` names it) that checks
-/// every row and writes all records in one commit only when no row has a problem.
+/// stages reached, outcome). The body is JSON, or the file itself as `text/csv` (the
+/// mapping is then found from its headers). With `dry_run=true`, answers the per-row
+/// report and writes nothing; otherwise starts a job (202, `Location` names it) that
+/// checks every row and writes all records in one commit only when no row has a
+/// problem.
 #[utoipa::path(post, path = "/api/import/{form}", tag = "import",
     params(("form" = String, Path, description = "The form id"),
         ("dry_run" = Option<bool>, Query, description = "Only check: answer the report, write nothing")),
