@@ -380,34 +380,34 @@ pub(crate) struct OrgImportRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct OrgProblemView {
     /// `people` or `departments`.
-    file: String,
+    pub(crate) file: String,
     /// The row (the header is row 1).
-    row: u64,
+    pub(crate) row: u64,
     /// The column, when one is concerned.
-    column: Option<String>,
+    pub(crate) column: Option<String>,
     /// The cell's text.
-    value: Option<String>,
+    pub(crate) value: Option<String>,
     /// The problem, in Chinese.
-    message_zh: String,
+    pub(crate) message_zh: String,
     /// The problem, in English.
-    message_en: String,
+    pub(crate) message_en: String,
 }
 
 /// What an org import changes (or would change).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct OrgImportAnswer {
     /// People added, by id.
-    added_people: Vec<String>,
+    pub(crate) added_people: Vec<String>,
     /// People whose entry changed, by id.
-    changed_people: Vec<String>,
+    pub(crate) changed_people: Vec<String>,
     /// Departments added, by id.
-    added_departments: Vec<String>,
+    pub(crate) added_departments: Vec<String>,
     /// Departments whose entry changed, by id.
-    changed_departments: Vec<String>,
+    pub(crate) changed_departments: Vec<String>,
     /// Every problem; nothing is written when there is one.
-    problems: Vec<OrgProblemView>,
+    pub(crate) problems: Vec<OrgProblemView>,
     /// Whether the org file was written (and the org reloaded).
-    written: bool,
+    pub(crate) written: bool,
 }
 
 /// Merges people and departments (CSV) into the company's org file — the one org
@@ -436,70 +436,83 @@ pub(crate) async fn import_org(
     }
     let dry = dry_run_asked(raw.as_deref())?;
     blocking(move || {
-        let file = stagecraft_import::find_org_file(state.pack_paths()).map_err(|count| {
-            Problem::not_applicable(format!("the server's packs hold {count} org files, not one"))
-        })?;
-        let current = stagecraft_import::read_org_file(&file).map_err(Problem::bad_request)?;
-        let definitions = state.engine().definitions();
-        let result = stagecraft_import::import_org(
-            &definitions,
-            &current,
-            request.people.as_deref().map(str::as_bytes),
-            request.departments.as_deref().map(str::as_bytes),
-        );
-        let mut answer = OrgImportAnswer {
-            added_people: result.added_people,
-            changed_people: result.changed_people,
-            added_departments: result.added_departments,
-            changed_departments: result.changed_departments,
-            problems: result
-                .problems
-                .into_iter()
-                .map(|found| OrgProblemView {
-                    file: found.file,
-                    row: found.problem.row,
-                    column: found.problem.column,
-                    value: found.problem.value,
-                    message_zh: found.problem.message_zh,
-                    message_en: found.problem.message_en,
-                })
-                .collect(),
-            written: false,
-        };
-        if !answer.problems.is_empty() {
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
-        }
-        if dry {
-            return Ok(Json(answer).into_response());
-        }
-        let others: Vec<std::path::PathBuf> =
-            state.pack_paths().iter().filter(|path| **path != file).cloned().collect();
-        match stagecraft_import::write_org_file(&others, &file, &result.yaml) {
-            Ok(_) => {}
-            Err(stagecraft_import::WriteOrgError::Checks(report)) => {
-                answer.problems = report
-                    .diagnostics
-                    .iter()
-                    .filter(|diagnostic| diagnostic.is_error())
-                    .map(|diagnostic| OrgProblemView {
-                        file: "org".into(),
-                        row: 1,
-                        column: None,
-                        value: None,
-                        message_zh: diagnostic.message.clone(),
-                        message_en: diagnostic.message.clone(),
-                    })
-                    .collect();
-                return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(answer)).into_response());
-            }
-            Err(error) => return Err(Problem::failure(&error)),
-        }
-        // The watcher would notice the file too; reloading now makes the answer true.
-        state.reload_packs().map_err(|_| {
-            Problem::not_applicable("the org file was written but the packs did not reload")
-        })?;
-        answer.written = true;
-        Ok(Json(answer).into_response())
+        let (status, answer) =
+            run_org_import(&state, request.people.as_deref(), request.departments.as_deref(), dry)?;
+        Ok((status, Json(answer)).into_response())
     })
     .await
+}
+
+/// Merges people and departments into the server's org file (see [`import_org`]):
+/// 200 and what changes (written unless `dry`), or 422 and the problems. Blocking.
+pub(crate) fn run_org_import(
+    state: &AppState,
+    people: Option<&str>,
+    departments: Option<&str>,
+    dry: bool,
+) -> Result<(StatusCode, OrgImportAnswer), Problem> {
+    let file = stagecraft_import::find_org_file(state.pack_paths()).map_err(|count| {
+        Problem::not_applicable(format!("the server's packs hold {count} org files, not one"))
+    })?;
+    let current = stagecraft_import::read_org_file(&file).map_err(Problem::bad_request)?;
+    let definitions = state.engine().definitions();
+    let result = stagecraft_import::import_org(
+        &definitions,
+        &current,
+        people.map(str::as_bytes),
+        departments.map(str::as_bytes),
+    );
+    let mut answer = OrgImportAnswer {
+        added_people: result.added_people,
+        changed_people: result.changed_people,
+        added_departments: result.added_departments,
+        changed_departments: result.changed_departments,
+        problems: result
+            .problems
+            .into_iter()
+            .map(|found| OrgProblemView {
+                file: found.file,
+                row: found.problem.row,
+                column: found.problem.column,
+                value: found.problem.value,
+                message_zh: found.problem.message_zh,
+                message_en: found.problem.message_en,
+            })
+            .collect(),
+        written: false,
+    };
+    if !answer.problems.is_empty() {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, answer));
+    }
+    if dry {
+        return Ok((StatusCode::OK, answer));
+    }
+    let others: Vec<std::path::PathBuf> =
+        state.pack_paths().iter().filter(|path| **path != file).cloned().collect();
+    match stagecraft_import::write_org_file(&others, &file, &result.yaml) {
+        Ok(_) => {}
+        Err(stagecraft_import::WriteOrgError::Checks(report)) => {
+            answer.problems = report
+                .diagnostics
+                .iter()
+                .filter(|diagnostic| diagnostic.is_error())
+                .map(|diagnostic| OrgProblemView {
+                    file: "org".into(),
+                    row: 1,
+                    column: None,
+                    value: None,
+                    message_zh: diagnostic.message.clone(),
+                    message_en: diagnostic.message.clone(),
+                })
+                .collect();
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, answer));
+        }
+        Err(error) => return Err(Problem::failure(&error)),
+    }
+    // The watcher would notice the file too; reloading now makes the answer true.
+    state.reload_packs().map_err(|_| {
+        Problem::not_applicable("the org file was written but the packs did not reload")
+    })?;
+    answer.written = true;
+    Ok((StatusCode::OK, answer))
 }

@@ -89,6 +89,32 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("again", "再导入一个文件", "Import another file"),
     ("reload", "刷新", "Reload"),
     ("file_name", "文件", "File"),
+    ("org_title", "组织架构导入", "Organisation import"),
+    (
+        "org_intro",
+        "人员（用户名、姓名、邮箱、手机、部门、上级、角色）和部门（编号、名称、英文名称、上级部门、负责人）的 CSV 文件合并到公司的组织架构文件中。",
+        "CSV files of people (id, name, e-mail, phone, department, manager, roles) and departments (id, name, English name, parent, head) merged into the company's org file.",
+    ),
+    ("people", "人员文件", "People file"),
+    ("departments", "部门文件", "Departments file"),
+    ("org_check", "检查（不写入）", "Check (writes nothing)"),
+    ("org_apply", "写入组织架构", "Write the org"),
+    ("added_people", "新增人员", "People added"),
+    ("changed_people", "变更人员", "People changed"),
+    ("added_departments", "新增部门", "Departments added"),
+    ("changed_departments", "变更部门", "Departments changed"),
+    ("org_written", "组织架构已更新并重新加载。", "The org file was written and reloaded."),
+    (
+        "org_not_written",
+        "未写入：以下是将发生的变化。",
+        "Nothing written: this is what would change.",
+    ),
+    (
+        "org_refused",
+        "文件有问题，组织架构未改变。",
+        "The files have problems; the org was not changed.",
+    ),
+    ("nothing", "无", "none"),
 ];
 
 /// The most problems a page lists (the counts say how many there are).
@@ -110,6 +136,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/import/drafts/{draft}/check", post(check))
         .route("/import/drafts/{draft}/apply", post(apply))
         .route("/import/jobs/{id}", get(job_page))
+        .route(
+            "/import/org",
+            post(org).layer(DefaultBodyLimit::max(
+                crate::api::files::MAX_UPLOAD_BYTES + crate::api::MAX_BODY_BYTES,
+            )),
+        )
 }
 
 // ----- drafts: an uploaded file between the steps ------------------------------------
@@ -180,6 +212,7 @@ fn base(lang: Lang, step: &str) -> Value {
         "error": null,
         "draft": null,
         "job": null,
+        "org": null,
     })
 }
 
@@ -632,4 +665,84 @@ fn report_view(report: &Report, l: Lang) -> Value {
         "more": report.problems.len().saturating_sub(SHOWN_PROBLEMS),
         "clean": report.is_clean(),
     })
+}
+
+// ----- the organisation --------------------------------------------------------------
+
+/// People and departments files merged into the org file: a check, or the write
+/// (`action=apply`), through the API's own function.
+async fn org(
+    State(state): State<AppState>,
+    lang: PageLang,
+    signed: Signed,
+    posted: Result<Posted, super::BadBody>,
+) -> Response {
+    let l = lang.lang;
+    let posted = match posted {
+        Ok(posted) => posted,
+        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
+    };
+    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
+        return PageError::csrf().page(lang, Some(&signed)).into_response();
+    }
+    if !may_import(&state, &signed.user) {
+        return forbidden().page(lang, Some(&signed)).into_response();
+    }
+    let text = |field: &str| {
+        posted
+            .uploads
+            .iter()
+            .find(|upload| upload.field == field)
+            .map(|upload| String::from_utf8_lossy(&upload.bytes).into_owned())
+    };
+    let (people, departments) = (text("people"), text("departments"));
+    if people.is_none() && departments.is_none() {
+        return choose_page(
+            &state,
+            lang,
+            &signed,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some((
+                "请选择人员文件或部门文件。".into(),
+                "Choose a people file or a departments file.".into(),
+            )),
+        )
+        .into_response();
+    }
+    let dry = posted.get("action") != Some("apply");
+    let running = state.clone();
+    let outcome = blocking(move || {
+        crate::api::import::run_org_import(&running, people.as_deref(), departments.as_deref(), dry)
+            .map_err(PageError::from_problem)
+    })
+    .await;
+    let (status, answer) = match outcome {
+        Ok(done) => done,
+        Err(error) => return error.page(lang, Some(&signed)).into_response(),
+    };
+    let list = |ids: &[String]| {
+        Value::String(if ids.is_empty() {
+            l.pick("无", "none").to_owned()
+        } else {
+            ids.join("、")
+        })
+    };
+    let mut data = base(l, "org");
+    data["title"] = Value::String(l.pick("组织架构导入", "Organisation import").to_owned());
+    data["org"] = json!({
+        "written": answer.written,
+        "refused": !answer.problems.is_empty(),
+        "added_people": list(&answer.added_people),
+        "changed_people": list(&answer.changed_people),
+        "added_departments": list(&answer.added_departments),
+        "changed_departments": list(&answer.changed_departments),
+        "problems": answer.problems.iter().map(|problem| json!({
+            "file": problem.file,
+            "row": problem.row,
+            "column": problem.column.clone().unwrap_or_default(),
+            "value": problem.value.clone().unwrap_or_default(),
+            "message": l.pick(&problem.message_zh, &problem.message_en),
+        })).collect::<Vec<_>>(),
+    });
+    Page::render(status, "import", lang, Some(&signed), "/import", data).into_response()
 }

@@ -161,3 +161,44 @@ async fn a_rep_may_not_import_and_every_post_needs_the_csrf_token() {
         .await
         .page(StatusCode::FORBIDDEN);
 }
+
+/// Posts the org form (multipart): a people file and the button pressed.
+async fn org_form(harness: &Harness, browser: &Browser, people: &str, action: &str) -> Answer {
+    let csrf = harness.get("/import", Some(&browser.cookie)).await.page(StatusCode::OK).csrf();
+    let boundary = "----stagecraft-org";
+    let mut body = String::new();
+    for (name, value) in [("_csrf", csrf.as_str()), ("action", action)] {
+        body.push_str(&format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"people\"; filename=\"people.csv\"\r\ncontent-type: text/csv\r\n\r\n{people}\r\n--{boundary}--\r\n"
+    ));
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/import/org")
+        .header("cookie", &browser.cookie)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .expect("request");
+    harness.send(request).await
+}
+
+#[tokio::test]
+async fn the_org_check_shows_who_would_be_added_and_the_problems() {
+    let harness = Harness::new();
+    let admin = harness.sign_in("admin").await;
+    let people =
+        "用户名,姓名,上级,角色\nrep13,赵磊,mgr-east,sales_rep\nrep14,孙悦,林晓峰,sales_rep\n";
+    let checked = org_form(&harness, &admin, people, "check").await.page(StatusCode::OK);
+    assert!(checked.body.contains("id=\"org-dry\""), "{}", checked.body);
+    assert!(checked.body.contains("rep13、rep14"), "{}", checked.body);
+    let bad = org_form(&harness, &admin, "用户名,姓名,角色\nx1,甲,wizard\n", "apply").await;
+    let bad = bad.page(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("<td>people</td><td>2</td><td>角色</td><td>wizard</td>"),
+        "{}",
+        bad.body
+    );
+}
