@@ -127,6 +127,13 @@ async fn a_file_is_mapped_checked_applied_and_followed_to_its_result() {
         .len();
     assert_eq!(after, before + 2);
 
+    // An imported record's page shows where its history comes from.
+    let start = page.body.find("href=\"/ui/records/opportunity/").expect("a record link") + 6;
+    let end = page.body[start..].find('"').expect("the link's end") + start;
+    let record =
+        harness.get(&page.body[start..end], Some(&admin.cookie)).await.page(StatusCode::OK);
+    assert!(record.body.contains("从其他系统导入：旧系统商机.csv"), "{}", record.body);
+
     // In English too.
     let english =
         harness.get(&format!("{job}?lang=en"), Some(&admin.cookie)).await.page(StatusCode::OK);
