@@ -1110,7 +1110,8 @@ pub struct ImportedRecord {
 
 impl Engine {
     /// Writes records from another system as history, in ONE store commit (all or
-    /// nothing) at the clock's time, and returns their new ids in order.
+    /// nothing) at the clock's time, and returns their new ids in order. The import
+    /// counts as the records' last activity.
     ///
     /// History is not pushed through the flow: no gates, key actions, approvals,
     /// effects, tasks, timers or notifications. Each record keeps its own creation
@@ -1186,7 +1187,6 @@ impl Engine {
             .flows
             .values()
             .find(|flow| flow.form == imported.form && flow.start_on_create.unwrap_or(true));
-        let mut latest = imported.created_at;
         let state = match flow {
             None => None,
             Some(flow) => {
@@ -1229,7 +1229,6 @@ impl Engine {
                     .unwrap_or((initial.clone(), imported.created_at));
                 let mut visited: Vec<Id> = Vec::new();
                 for reached in &stages {
-                    latest = latest.max(reached.at);
                     if !visited.contains(&reached.stage) {
                         visited.push(reached.stage.clone());
                     }
@@ -1261,17 +1260,18 @@ impl Engine {
                 })
             }
         };
-        if let Some(ended) = &imported.ended {
-            latest = latest.max(ended.at);
-        }
+        // The import counts as activity: inactivity alerts and a pool's idle return
+        // count from now, not from the last date in the other system (which would
+        // send every imported customer back to the pool at once).
+        let now = self.clock.now_ms();
         Ok(Record {
             id,
             form: imported.form.clone(),
             version: 1,
             owner: imported.owner.clone().filter(|_| form.meta.owned.unwrap_or(true)),
             created_at: imported.created_at,
-            updated_at: latest,
-            last_activity_at: latest,
+            updated_at: now,
+            last_activity_at: now,
             fields: imported.fields.clone(),
             flow: state,
             parent: None,

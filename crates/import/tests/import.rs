@@ -83,6 +83,7 @@ fn customers_keep_their_own_creation_dates() {
     assert_eq!(first.fields["tags"], serde_json::json!(["老客户", "展会线索"]));
     // 2024-03-05 00:00 in China.
     assert_eq!(first.created_at, 1_709_568_000_000);
+    assert_eq!(first.last_activity_at, NOW, "the import counts as activity");
     let third = engine.record(&applied.ids[2]).expect("read").expect("exists");
     assert_eq!(third.owner.as_deref(), Some("rep01"), "owner found by e-mail");
     let events = engine.store().events_of(&RecordId::new(applied.ids[0].as_str())).expect("events");
