@@ -26,7 +26,8 @@ pub struct Mapping {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub link_keys: BTreeMap<String, Vec<String>>,
     /// The column with the owner: a user id, name or e-mail of the org. Rows without
-    /// one are owned by `default_owner`, else by whoever imports.
+    /// one are owned by `default_owner`, else (for a form with a pool) by nobody:
+    /// they are in the pool, else by whoever imports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// The owner of rows whose owner cell is empty.

@@ -332,7 +332,11 @@ impl Reader<'_> {
                     None
                 }
             },
-            None => self.mapping.default_owner.clone().or(self.actor.map(str::to_owned)),
+            // Rows of a pool form without an owner go to the pool; others belong to
+            // whoever imports.
+            None => self.mapping.default_owner.clone().or_else(|| {
+                form.meta.pool.is_none().then(|| self.actor.map(str::to_owned)).flatten()
+            }),
         };
         let date = |index: Option<usize>, row: &mut Row<'_>| -> Option<i64> {
             let index = index?;

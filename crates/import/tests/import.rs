@@ -239,6 +239,7 @@ fn a_row_may_link_to_an_earlier_row_of_the_same_file() {
     let applied = apply(&engine, source(), &mapping, good.as_bytes(), &Progress::default())
         .unwrap_or_else(|error| panic!("{error}"));
     let branch = engine.record(&applied.ids[1]).expect("read").expect("exists");
+    assert_eq!(branch.owner, None, "customers without an owner go to the pool");
     assert_eq!(branch.fields["parent"], serde_json::json!(applied.ids[0]));
     let index = engine
         .store()
