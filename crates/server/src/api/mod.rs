@@ -14,7 +14,7 @@ pub(crate) mod insights;
 mod list;
 mod notifications;
 mod org;
-mod pool;
+pub(crate) mod pool;
 mod query;
 pub(crate) mod records;
 pub(crate) mod session;

@@ -937,6 +937,19 @@ fn describe(
         Event::Imported { source, .. } => {
             format!("{}{source}", l.pick("从其他系统导入：", "Imported from: "))
         }
+        Event::OwnerChanged { to, why, .. } => match (why, to) {
+            (stagecraft_runtime::OwnerChange::Claimed, Some(to)) => {
+                format!(
+                    "{} {}",
+                    prepared.person(to),
+                    l.pick("从客户池认领", "claimed it from the pool")
+                )
+            }
+            (stagecraft_runtime::OwnerChange::ReturnedIdle, _) => {
+                l.pick("长期无跟进，退回客户池", "Idle too long: back to the pool").to_owned()
+            }
+            _ => l.pick("释放回客户池", "Released to the pool").to_owned(),
+        },
     }
 }
 
