@@ -35,7 +35,12 @@ pub(crate) fn can_read(
 }
 
 /// Whether the org lets `user` see `record`: see the module's description.
-fn sees_by_org(definitions: &Definitions, org: &Directory, user: &str, record: &Record) -> bool {
+pub(crate) fn sees_by_org(
+    definitions: &Definitions,
+    org: &Directory,
+    user: &str,
+    record: &Record,
+) -> bool {
     let roles = org.roles_of(user);
     let sees_all = |role: &String| {
         definitions

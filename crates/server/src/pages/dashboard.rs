@@ -97,6 +97,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("funnel_chart", "阶段漏斗", "Stage funnel"),
     ("weekly_chart", "每周阶段转化率", "Weekly stage conversion"),
     ("more", "更多分析", "More analyses"),
+    ("adoption_link", "系统使用与积分", "Adoption and points"),
+    ("audit_link", "流程健康审计", "Process-health audit"),
 ];
 
 pub(crate) fn routes() -> Router<AppState> {

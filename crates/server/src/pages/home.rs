@@ -8,6 +8,7 @@ use stagecraft_pack::Definitions;
 use stagecraft_runtime::{Record, Task};
 
 use super::{Lang, Page, PageLang, Signed, blocking, fields::local_time};
+use crate::access::sees_by_org;
 use crate::api::records::{Access, visible};
 use crate::api::tasks::open_tasks;
 use crate::state::AppState;
@@ -24,6 +25,17 @@ pub(crate) fn visible_records(
     user: &str,
     form: &str,
     limit: usize,
+) -> (Vec<Record>, bool) {
+    visible_records_where(state, user, form, limit, |_| true)
+}
+
+/// [`visible_records`], keeping only those `keep` accepts. Blocking.
+pub(crate) fn visible_records_where(
+    state: &AppState,
+    user: &str,
+    form: &str,
+    limit: usize,
+    keep: impl Fn(&Record) -> bool,
 ) -> (Vec<Record>, bool) {
     let store = state.engine().store();
     let mut ids = Vec::new();
@@ -43,6 +55,9 @@ pub(crate) fn visible_records(
     let mut more = false;
     for id in ids.iter().rev() {
         if let Ok(record) = visible(state, user, form, id.as_str(), Access::Read) {
+            if !keep(&record) {
+                continue;
+            }
             if records.len() == limit {
                 more = true;
                 break;
@@ -150,7 +165,11 @@ pub(crate) async fn home(
             .collect();
         let mut lists = Vec::new();
         for form in definitions.forms.keys() {
-            let (records, more) = visible_records(&state, &user, form.as_str(), LISTED);
+            // "My records" are those the org gives the person (own, the team's), not
+            // the customer pool or the company-wide feedback everyone may read.
+            let (records, more) = visible_records_where(&state, &user, form.as_str(), LISTED, |r| {
+                state.with_org(|org| sees_by_org(&definitions, org, &user, r))
+            });
             if records.is_empty() {
                 continue;
             }
