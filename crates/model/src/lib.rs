@@ -24,11 +24,11 @@ pub use common::{
     Text,
 };
 pub use diagnostic::{Code, Diagnostic, Location, Related, Severity};
-pub use flow::{ConversionMeasure, Measures};
 pub use flow::{
     Action, Approval, ApprovalPolicy, AuditSampling, Condition, Effect, FlowFile, NotifyEffect,
     SetEffect, Sla, Stage, StartFlowEffect, Subflow, SubflowOutcome, TaskEffect, Transition,
 };
+pub use flow::{ConversionMeasure, Measures};
 pub use form::{
     FeedbackRules, FileUpload, FormMeta, FormSection, Link, PoolRules, UiHints, UserPick, Widget,
 };

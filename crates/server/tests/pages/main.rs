@@ -12,16 +12,16 @@ use stagecraft_server::{AppState, ClockChoice, Config, PasswordCost, app};
 use tower::ServiceExt;
 
 // The workbench's pages, one module each.
-mod todos;
-mod pool;
+mod audit;
 mod board;
 mod customer;
 mod dashboard;
 mod graph;
-mod suggestions;
-mod audit;
 mod import;
 mod onboarding;
+mod pool;
+mod suggestions;
+mod todos;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
