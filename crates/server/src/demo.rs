@@ -112,6 +112,14 @@ enum Step {
         approve: bool,
         reason: Option<String>,
     },
+    /// Import a CSV file of history from another system (a file of the demo folder,
+    /// with its mapping file), all or nothing, as on the import page.
+    Import {
+        #[serde(rename = "as")]
+        actor: String,
+        file: String,
+        mapping: String,
+    },
 }
 
 /// Creates the demo company's people and records unless the data folder has users
@@ -167,6 +175,15 @@ fn run_commands(engine: &Engine, path: &Path) -> Result<usize, ServerError> {
         }
         let step: Step = serde_json::from_str(line).map_err(|error| fail(error.to_string()))?;
         let key = format!("demo/{line_number}");
+        let step = match step {
+            Step::Import { actor, file, mapping } => {
+                let folder = path.parent().unwrap_or(Path::new("."));
+                created +=
+                    import_history(engine, folder, &key, &actor, &file, &mapping).map_err(fail)?;
+                continue;
+            }
+            step => step,
+        };
         let (actor, target, command, name) = match step {
             Step::Create { actor, name, form, fields } => {
                 let fields = resolve_fields(fields, &names).map_err(fail)?;
@@ -199,6 +216,7 @@ fn run_commands(engine: &Engine, path: &Path) -> Result<usize, ServerError> {
                     Command::Decide { approval: Id::from(approval.as_str()), approve, reason };
                 (actor, Target::Existing(id), command, None)
             }
+            Step::Import { .. } => continue,
         };
         let is_create = matches!(target, Target::New);
         let id = match engine.execute(Some(&actor), target, command, Some(&key)) {
@@ -216,6 +234,64 @@ fn run_commands(engine: &Engine, path: &Path) -> Result<usize, ServerError> {
         }
     }
     Ok(created)
+}
+
+/// Imports one history file of the demo folder; returns how many records it wrote.
+/// The import and a claim of the step's key are two commits: a start interrupted
+/// between them would import the file again (the window is one commit wide).
+fn import_history(
+    engine: &Engine,
+    folder: &Path,
+    key: &str,
+    actor: &str,
+    file: &str,
+    mapping: &str,
+) -> Result<usize, String> {
+    if engine.store().idempotent(key).map_err(|error| error.to_string())?.is_some() {
+        return Ok(0);
+    }
+    let read = |name: &str| {
+        std::fs::read(folder.join(name)).map_err(|error| format!("cannot read {name}: {error}"))
+    };
+    let csv = read(file)?;
+    let mapping_text =
+        String::from_utf8(read(mapping)?).map_err(|_| format!("{mapping} is not UTF-8 text"))?;
+    let mapping = stagecraft_import::Mapping::parse(mapping, &mapping_text)?;
+    let source = stagecraft_import::Source { actor: Some(actor), name: file };
+    let progress = stagecraft_import::Progress::default();
+    let applied = match stagecraft_import::apply(engine, source, &mapping, &csv, &progress) {
+        Ok(applied) => applied,
+        Err(stagecraft_import::ImportError::Problems(report)) => {
+            let problems: Vec<String> = report
+                .problems
+                .iter()
+                .take(5)
+                .map(|problem| {
+                    format!(
+                        "{file} line {}{}: {}",
+                        problem.row,
+                        problem
+                            .column
+                            .as_deref()
+                            .map(|c| format!(", column {c}"))
+                            .unwrap_or_default(),
+                        problem.message_en
+                    )
+                })
+                .collect();
+            return Err(problems.join("; "));
+        }
+        Err(error) => return Err(format!("{file}: {error}")),
+    };
+    if let Some(first) = applied.ids.first() {
+        let mut claim = Commit::at(engine.now());
+        claim.idempotency = Some(stagecraft_store::IdempotencyClaim {
+            key: key.to_owned(),
+            record: stagecraft_store::RecordId::new(first.clone()),
+        });
+        engine.store().commit(claim).map_err(|error| error.to_string())?;
+    }
+    Ok(applied.ids.len())
 }
 
 /// `"@name"` is the id of the record created as `name`; other text stays as it is.
