@@ -247,6 +247,7 @@ impl Dataset {
         let events = store.events_of(id)?;
         let mut history = History::build(&record, &events);
         if let Some(flow) = flow.and_then(|flow| definitions.flows.get(flow)) {
+            history.enter_first_stage(flow);
             history.enter_terminal_stage(flow);
         }
         self.records.push(history);
@@ -411,6 +412,20 @@ impl History {
         };
         if !self.stages.iter().any(|entry| entry.stage == terminal.id) {
             self.stages.push(StageEntry { stage: terminal.id.clone(), at: ended.at, by: None });
+        }
+    }
+
+    /// Adds the entry into the flow's first stage at the record's creation when an
+    /// imported history does not name it: every record of a flow starts there, and
+    /// conversions from the first stage count the record as having entered it.
+    pub fn enter_first_stage(&mut self, flow: &FlowFile) {
+        if self.imported_from.is_none() {
+            return;
+        }
+        let Some(first) = flow.stages.first() else { return };
+        if !self.stages.iter().any(|entry| entry.stage == first.id) {
+            self.stages
+                .insert(0, StageEntry { stage: first.id.clone(), at: self.created_at, by: None });
         }
     }
 
