@@ -76,6 +76,26 @@ pub(crate) fn words(lang: Lang, table: &[(&str, &str, &str)]) -> Value {
     Value::Object(map)
 }
 
+/// The notice a page's address asks for after a redirect (`?done=claimed`,
+/// `?refused=limit`): `(refused, key)` where the key (`done_claimed`, `refused_limit`)
+/// is one of `table`'s; anything else in the address is ignored.
+pub(crate) fn notice(
+    uri: &axum::http::Uri,
+    table: &[(&str, &str, &str)],
+) -> Option<(bool, String)> {
+    super::query_pairs(uri).into_iter().rev().find_map(|(key, value)| {
+        let known = |prefix: &str| {
+            let key = format!("{prefix}_{value}");
+            table.iter().any(|(known, _, _)| *known == key).then_some(key)
+        };
+        match key.as_str() {
+            "done" => known("done").map(|key| (false, key)),
+            "refused" => known("refused").map(|key| (true, key)),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::LABELS;

@@ -27,8 +27,8 @@ use stagecraft_pack::Definitions;
 use super::home::{form_title, record_title};
 use super::i18n::words;
 use super::{
-    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, blocking, encode_component,
-    same_token, see_other,
+    Lang, Page, PageError, PageLang, Posted, Signed, blocking, checked_post, encode_component,
+    see_other,
 };
 use crate::api::import::{Finished, find_job, may_import, start_job};
 use crate::state::AppState;
@@ -252,13 +252,10 @@ async fn upload(
     signed: Signed,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match posted {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
+        Err(refused) => return refused,
     };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
-    }
     if !may_import(&state, &signed.user) {
         return forbidden().page(lang, Some(&signed)).into_response();
     }
@@ -329,13 +326,10 @@ async fn check(
     Path(id): Path<String>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match posted {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
+        Err(refused) => return refused,
     };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
-    }
     let Some(draft) = find_draft(&id, &signed.user) else {
         return PageError::not_found().page(lang, Some(&signed)).into_response();
     };
@@ -379,12 +373,9 @@ async fn apply(
     Path(id): Path<String>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match posted {
-        Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
-    };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
+    // Only the CSRF token is read: the mapping applied is the one last checked.
+    if let Err(refused) = checked_post(posted, &signed, lang) {
+        return refused;
     }
     let Some(draft) = find_draft(&id, &signed.user) else {
         return PageError::not_found().page(lang, Some(&signed)).into_response();
@@ -678,13 +669,10 @@ async fn org(
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
     let l = lang.lang;
-    let posted = match posted {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
+        Err(refused) => return refused,
     };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
-    }
     if !may_import(&state, &signed.user) {
         return forbidden().page(lang, Some(&signed)).into_response();
     }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use stagecraft_notify::{InboxItem, inbox};
 
 use super::{
-    CSRF_FIELD, Page, PageError, PageLang, Posted, Signed, blocking, encode_component,
-    fields::local_time, query_pairs, same_token, see_other,
+    Page, PageError, PageLang, Posted, Signed, blocking, checked_post, encode_component,
+    fields::local_time, query_pairs, see_other,
 };
 use crate::state::AppState;
 
@@ -125,13 +125,10 @@ pub(crate) async fn read(
     Path(id): Path<String>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match posted {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
+        Err(refused) => return refused,
     };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
-    }
     let Ok(id) = id.parse::<u64>() else {
         return PageError::not_found().page(lang, Some(&signed)).into_response();
     };

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{
-    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, cookie, query_pairs, safe_next,
-    same_token, see_other,
+    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, checked_post, cookie, query_pairs,
+    safe_next, same_token, see_other,
 };
 use crate::api::session::{LoginRefused, cleared_session_cookie, session_cookie, sign_in};
 use crate::auth::{SESSION_COOKIE, new_token};
@@ -158,12 +158,8 @@ pub(crate) async fn logout(
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
     let Some(signed) = signed else { return see_other("/ui/login") };
-    let posted = match posted {
-        Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
-    };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
+    if let Err(refused) = checked_post(posted, &signed, lang) {
+        return refused;
     }
     end_session(&state, signed.token.clone(), "signed out; sign in again").await;
     let mut response = see_other("/ui/login");

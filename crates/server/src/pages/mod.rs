@@ -10,6 +10,10 @@
 //!   `…/approvals/{approval}`.
 //! - `GET /ui/inbox`: my notifications, newest first, paged; `POST /ui/inbox/{id}/read`.
 //!   Every signed-in page links to it with the number of unread notifications.
+//! - The workbench, at short addresses that people bookmark (one module each):
+//!   `/todos`, `/pool`, `/board`, `/customers/{id}`, `/dashboard` (and
+//!   `/dashboard/adoption`), `/graph`, `/suggestions`, `/audit`, `/import`,
+//!   `/welcome`. [`PAGE_ROOTS`] lists them, so that signing in can come back to them.
 //!
 //! Pages change records only through the same functions as the JSON API
 //! (`api::records::visible`, `new_record_problems`, `link_problems`,
@@ -363,6 +367,20 @@ impl Posted {
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
+}
+
+/// A form a signed-in person posted: read, and its CSRF token checked; else the page
+/// that says why not (a body that cannot be read, an expired or foreign form).
+pub(crate) fn checked_post(
+    posted: Result<Posted, BadBody>,
+    signed: &Signed,
+    lang: PageLang,
+) -> Result<Posted, Response> {
+    let posted = posted.map_err(|bad| bad.page(lang, Some(signed)).into_response())?;
+    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
+        return Err(PageError::csrf().page(lang, Some(signed)).into_response());
+    }
+    Ok(posted)
 }
 
 /// Why a posted body could not be read: shown as a page.

@@ -22,9 +22,7 @@ use stagecraft_store::{Commit, RecordId, RecordWrite, StoreError};
 
 use super::home::{creatable_forms, form_title, visible_records};
 use super::i18n::words;
-use super::{
-    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, blocking, same_token, see_other,
-};
+use super::{Lang, Page, PageError, PageLang, Posted, Signed, blocking, checked_post, see_other};
 use crate::state::AppState;
 
 /// The internal form of the "walkthrough seen" marks.
@@ -240,12 +238,8 @@ async fn finish(
     signed: Signed,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match posted {
-        Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
-    };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
+    if let Err(refused) = checked_post(posted, &signed, lang) {
+        return refused;
     }
     let user = signed.user.clone();
     let marked = blocking(move || {

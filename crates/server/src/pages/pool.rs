@@ -21,10 +21,10 @@ use stagecraft_store::{IndexValue, Page as StorePage};
 
 use super::fields::{self, Ctx, LinkTitles, local_time};
 use super::home::{form_title, record_title};
-use super::i18n::words;
+use super::i18n::{notice, words};
 use super::{
-    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, blocking, encode_component,
-    query_pairs, same_token, see_other,
+    Lang, Page, PageError, PageLang, Posted, Signed, blocking, checked_post, encode_component,
+    see_other,
 };
 use crate::api::pool::{PoolError, claim_record, release_record, unowned};
 use crate::state::AppState;
@@ -82,21 +82,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/pool/{form}/{id}/release", post(release))
 }
 
-/// The notice a `?done=` or `?refused=` asks for, as a key of [`WORDS`].
-fn notice(uri: &axum::http::Uri) -> Option<(bool, String)> {
-    query_pairs(uri).into_iter().rev().find_map(|(key, value)| {
-        let known = |prefix: &str| {
-            let key = format!("{prefix}_{value}");
-            WORDS.iter().any(|(known, _, _)| *known == key).then_some(key)
-        };
-        match key.as_str() {
-            "done" => known("done").map(|key| (false, key)),
-            "refused" => known("refused").map(|key| (true, key)),
-            _ => None,
-        }
-    })
-}
-
 async fn page(
     State(state): State<AppState>,
     lang: PageLang,
@@ -105,7 +90,7 @@ async fn page(
 ) -> Response {
     let l = lang.lang;
     let user = signed.user.clone();
-    let notice = notice(&uri);
+    let notice = notice(&uri, WORDS);
     let built = blocking(move || {
         let definitions = state.engine().definitions();
         let w = words(l, WORDS);
@@ -243,12 +228,8 @@ async fn act(
     posted: Result<Posted, super::BadBody>,
     claim: bool,
 ) -> Response {
-    let posted = match posted {
-        Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
-    };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
+    if let Err(refused) = checked_post(posted, &signed, lang) {
+        return refused;
     }
     let user = signed.user.clone();
     let outcome = blocking(move || {

@@ -19,10 +19,10 @@ use stagecraft_runtime::{Command, Record, Refusal};
 
 use super::fields::{field_label, local_time};
 use super::home::{form_title, record_title, visible_records};
-use super::i18n::words;
+use super::i18n::{notice, words};
 use super::{
-    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, blocking, encode_component,
-    query_pairs, same_token, see_other,
+    Lang, Page, PageError, PageLang, Posted, Signed, blocking, checked_post, encode_component,
+    see_other,
 };
 use crate::access::handles_feedback;
 use crate::api::records::{Access, visible};
@@ -69,21 +69,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/suggestions/{form}/{id}/reply", post(reply))
 }
 
-/// The notice a `?done=` or `?refused=` asks for, as a key of [`WORDS`].
-fn notice(uri: &axum::http::Uri) -> Option<(bool, String)> {
-    query_pairs(uri).into_iter().rev().find_map(|(key, value)| {
-        let known = |prefix: &str| {
-            let key = format!("{prefix}_{value}");
-            WORDS.iter().any(|(known, _, _)| *known == key).then_some(key)
-        };
-        match key.as_str() {
-            "done" => known("done").map(|key| (false, key)),
-            "refused" => known("refused").map(|key| (true, key)),
-            _ => None,
-        }
-    })
-}
-
 async fn page(
     State(state): State<AppState>,
     lang: PageLang,
@@ -92,7 +77,7 @@ async fn page(
 ) -> Response {
     let l = lang.lang;
     let user = signed.user.clone();
-    let notice = notice(&uri);
+    let notice = notice(&uri, WORDS);
     let built = blocking(move || {
         let definitions = state.engine().definitions();
         let w = words(l, WORDS);
@@ -256,13 +241,10 @@ async fn reply(
     Path((form, id)): Path<(String, String)>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match posted {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
-        Err(bad) => return bad.page(lang, Some(&signed)).into_response(),
+        Err(refused) => return refused,
     };
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return PageError::csrf().page(lang, Some(&signed)).into_response();
-    }
     let user = signed.user.clone();
     let outcome = blocking(move || {
         let definitions = state.engine().definitions();
