@@ -30,12 +30,16 @@ pub enum FileKind {
 }
 
 /// Classifies a file by name; `None` for files that are not pack files at all
-/// (documentation, images), which are skipped silently.
+/// (documentation, images, and `*.mapping.yaml`: column mappings of CSV imports that
+/// may sit beside the files they import), which are skipped silently.
 pub fn classify(path: &Path) -> Option<FileKind> {
     let name = path.file_name()?.to_str()?;
     let lower = name.to_ascii_lowercase();
     let yaml = lower.ends_with(".yaml") || lower.ends_with(".yml");
     let stem = lower.trim_end_matches(".yaml").trim_end_matches(".yml");
+    if yaml && stem.ends_with(".mapping") {
+        return None;
+    }
     Some(if lower == "pack.yaml" || lower == "pack.yml" {
         FileKind::Manifest
     } else if yaml && stem.ends_with(".flow") {
