@@ -262,9 +262,13 @@ fn describe(l: Lang, definitions: &Definitions, record: &Record, data: &Value) -
         Event::Touched { .. } => {
             l.pick("关联记录有新动态", "Activity on a linked record").to_owned()
         }
-        Event::Imported { .. } => {
-            l.pick("从其他系统导入", "Imported from another system").to_owned()
-        }
+        Event::Imported { source, created_at, .. } => format!(
+            "{}{source}{}{}{}",
+            l.pick("从其他系统导入：", "Imported from: "),
+            l.pick("（原始创建时间 ", " (created there "),
+            super::fields::local_time(created_at),
+            l.pick("）", ")"),
+        ),
         // Kinds added later read as a change until they get their own words.
         #[allow(unreachable_patterns)]
         _ => updated(),

@@ -145,3 +145,22 @@ async fn another_reps_customer_and_unknown_ids_are_not_found() {
             .page(StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn the_overview_holds_history_imported_from_other_systems() {
+    let harness = Harness::new();
+    // The demo company's old CRM and finance system (examples/demo/history).
+    let rep = harness.sign_in("rep01").await;
+    let customer = record_id(&harness, "customer", "name", "常熟华瑞精密机械有限公司");
+    let page = harness
+        .get(&format!("/customers/{customer}"), Some(&rep.cookie))
+        .await
+        .page(StatusCode::OK);
+    let body = &page.body;
+    for group in ["opportunity", "interaction", "invoice"] {
+        assert!(body.contains(&format!("id=\"group-{group}\"")), "{group}: {body}");
+    }
+    assert!(body.contains("常熟华瑞整机设备项目"), "an imported deal: {body}");
+    assert!(body.contains("04420001"), "an invoice from the finance system: {body}");
+    assert!(body.contains("旧 CRM"), "the timeline says where the history came from: {body}");
+}
