@@ -264,12 +264,7 @@ fn harness_with_own_org() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let demo = dir.path().join("demo");
     std::fs::create_dir_all(&demo).expect("demo folder");
-    for entry in std::fs::read_dir(repo().join("examples/demo")).expect("demo") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            std::fs::copy(&path, demo.join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
+    common::copy_folder(&repo().join("examples/demo"), &demo);
     let mut config = common::config(dir.path(), stagecraft_server::ClockChoice::Manual);
     config.demo = Some(demo);
     let (state, _) = match stagecraft_server::AppState::open(&config) {

@@ -76,10 +76,11 @@ async fn figures_follow_what_the_caller_may_see() {
     }
 }
 
-/// 2026-07-01, 2026-07-10 and 2026-08-15, 04:00 UTC (noon in China).
-const JULY_1: i64 = 1_782_878_400_000;
-const JULY_10: i64 = 1_783_656_000_000;
-const AUGUST_15: i64 = 1_786_766_400_000;
+/// 2025-07-01, 2025-07-10 and 2025-08-15, 04:00 UTC (noon in China): before the demo
+/// company's own history, so the figures of that quarter are this record's alone.
+const JULY_1: i64 = 1_751_342_400_000;
+const JULY_10: i64 = 1_752_120_000_000;
+const AUGUST_15: i64 = 1_755_230_400_000;
 
 #[tokio::test]
 async fn imported_history_counts_at_its_own_dates() {
@@ -89,7 +90,7 @@ async fn imported_history_counts_at_its_own_dates() {
     fields.insert("name".into(), "历史商机".into());
     fields.insert("customer".into(), customer.into());
     fields.insert("amount".into(), 900_000.into());
-    fields.insert("expected_close_date".into(), "2026-08-31".into());
+    fields.insert("expected_close_date".into(), "2025-08-31".into());
     let stage =
         |stage: &str, at: i64| stagecraft_runtime::ImportedStage { stage: stage.into(), at };
     let deal = stagecraft_engine::ImportedRecord {
@@ -106,7 +107,7 @@ async fn imported_history_counts_at_its_own_dates() {
     // Imported today, but created on 1 July and won on 15 August: it counts in Q3.
     let director = harness.login("director").await;
     let q3 = harness
-        .get("/api/insights?period=2026-Q3&rep=rep01", &director)
+        .get("/api/insights?period=2025-Q3&rep=rep01", &director)
         .await
         .expect(StatusCode::OK)
         .body;

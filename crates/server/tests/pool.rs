@@ -151,26 +151,12 @@ async fn an_idle_customer_returns_to_the_pool_and_its_former_owner_is_told() {
     assert_eq!(claimed.expect(StatusCode::OK).body["owner"], json!("rep05"));
 }
 
-/// Copies a folder with everything in it.
-fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("a folder");
-    for entry in std::fs::read_dir(from).expect("a listing") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("a copy");
-        }
-    }
-}
-
 /// The shipped packs with customers limited to two per person.
 fn harness_with_two_customers_each() -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let packs = dir.path().join("packs");
     for folder in ["flows", "schemas"] {
-        copy_folder(&common::repo().join(folder), &packs.join(folder));
+        common::copy_folder(&common::repo().join(folder), &packs.join(folder));
     }
     let customer = packs.join("schemas/sales/customer.json");
     let text = std::fs::read_to_string(&customer).expect("the customer form");
