@@ -203,6 +203,13 @@ enum Scope {
     Own(String),
 }
 
+/// Whether `user` may read the audit (a manager, a department head or a role that
+/// sees everything): the menu offers it only to them.
+pub(crate) fn may_audit(state: &AppState, user: &str) -> bool {
+    let definitions = state.engine().definitions();
+    state.with_org(|org| !matches!(Scope::of(&definitions, org, user), Scope::Own(_)))
+}
+
 impl Scope {
     fn of(definitions: &Definitions, org: &Directory, user: &str) -> Scope {
         let sees_all = org.roles_of(user).iter().any(|role| {

@@ -244,6 +244,9 @@ pub(crate) struct Signed {
     pub(crate) token: String,
     /// How many notifications in the person's inbox are unread (shown in the header).
     pub(crate) unread: usize,
+    /// Whether the menu offers the audit and the import (pages that refuse others).
+    pub(crate) may_audit: bool,
+    pub(crate) may_import: bool,
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -256,7 +259,11 @@ impl FromRequestParts<AppState> for Signed {
                     org.user(&caller.user).map(|person| person.name.clone()).unwrap_or_default()
                 });
                 let unread = inbox::unread(state, &caller.user).await;
+                let may_audit = audit::may_audit(state, &caller.user);
+                let may_import = crate::api::import::may_import(state, &caller.user);
                 Ok(Signed {
+                    may_audit,
+                    may_import,
                     csrf: csrf_token(&caller.token),
                     user: caller.user,
                     name,
@@ -519,6 +526,10 @@ impl Page {
             "t": i18n::labels(lang.lang),
             "user": signed.map(|signed| json!({"id": signed.user, "name": signed.name})),
             "signed_in": signed.is_some(),
+            "menu": {
+                "audit": signed.is_some_and(|signed| signed.may_audit),
+                "import": signed.is_some_and(|signed| signed.may_import),
+            },
             "csrf": signed.map(|signed| signed.csrf.clone()).unwrap_or_default(),
             "inbox_unread": signed.map(|signed| signed.unread).unwrap_or_default(),
             "switch": {

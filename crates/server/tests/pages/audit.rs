@@ -190,3 +190,19 @@ async fn the_adoption_page_shows_my_weeks_my_team_and_the_star() {
     assert!(table(&team.body, "weeks").contains("<td>林晓峰</td>"));
     assert!(!table(&team.body, "weeks").contains("梁志强"), "not another region");
 }
+
+#[tokio::test]
+async fn the_menu_offers_the_audit_and_the_import_only_to_those_they_serve() {
+    let harness = Harness::new();
+    for (user, audit, import) in
+        [("rep01", false, false), ("mgr-east", true, false), ("director", true, true)]
+    {
+        let browser = harness.sign_in(user).await;
+        let page = harness.get("/todos", Some(&browser.cookie)).await.page(StatusCode::OK);
+        let menu = &page.body[page.body.find("id=\"menu\"").expect("the menu")..];
+        let menu = &menu[..menu.find("</nav>").expect("its end")];
+        assert_eq!(menu.contains("href=\"/audit\""), audit, "{user}: {menu}");
+        assert_eq!(menu.contains("href=\"/import\""), import, "{user}: {menu}");
+        assert!(menu.contains("href=\"/dashboard\""), "{user}: {menu}");
+    }
+}
