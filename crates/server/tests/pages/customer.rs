@@ -83,34 +83,7 @@ async fn records_one_link_further_and_their_files_are_included() {
 async fn the_files_of_linked_records_are_listed_with_download_links() {
     let harness = Harness::new();
     let rep = harness.sign_in("rep01").await;
-    let customer = harness.new_customer(&rep, "常州阀门").await;
-    let customer_id = customer.rsplit('/').next().expect("id").to_owned();
-    let csrf = harness.csrf(&rep).await;
-    let boundary = "----stagecraft-test";
-    let mut body = String::new();
-    for (name, value) in [
-        ("_csrf", csrf.as_str()),
-        ("name", "阀门产线"),
-        ("customer", customer_id.as_str()),
-        ("amount", "500000"),
-        ("expected_close_date", "2026-12-31"),
-        ("region", "east"),
-    ] {
-        body.push_str(&format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{boundary}\r\ncontent-disposition: form-data; name=\"needs_survey\"; filename=\"调研表.pdf\"\r\ncontent-type: application/pdf\r\n\r\n%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n\r\n--{boundary}--\r\n"
-    ));
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/ui/records/opportunity")
-        .header("cookie", &rep.cookie)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(Body::from(body))
-        .expect("request");
-    harness.send(request).await.expect(StatusCode::SEE_OTHER);
+    let (customer_id, _) = deal_with_a_survey_file(&harness, &rep).await;
     let page = harness
         .get(&format!("/customers/{customer_id}"), Some(&rep.cookie))
         .await

@@ -12,23 +12,12 @@ const DEALS: &str = "商机名称,客户,预计金额（元）,预计成交日�
 /// Posts the upload form (multipart) as `browser`.
 async fn upload(harness: &Harness, browser: &Browser, form: &str, csv: &str) -> Answer {
     let csrf = harness.get("/import", Some(&browser.cookie)).await.page(StatusCode::OK).csrf();
-    let boundary = "----stagecraft-import";
-    let mut body = String::new();
-    for (name, value) in [("_csrf", csrf.as_str()), ("form", form)] {
-        body.push_str(&format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"旧系统商机.csv\"\r\ncontent-type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
-    ));
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/import/upload")
-        .header("cookie", &browser.cookie)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(Body::from(body))
-        .expect("request");
+    let request = multipart(
+        "/import/upload",
+        &browser.cookie,
+        &[("_csrf", &csrf), ("form", form)],
+        ("file", "旧系统商机.csv", "text/csv", csv),
+    );
     harness.send(request).await
 }
 
@@ -172,23 +161,12 @@ async fn a_rep_may_not_import_and_every_post_needs_the_csrf_token() {
 /// Posts the org form (multipart): a people file and the button pressed.
 async fn org_form(harness: &Harness, browser: &Browser, people: &str, action: &str) -> Answer {
     let csrf = harness.get("/import", Some(&browser.cookie)).await.page(StatusCode::OK).csrf();
-    let boundary = "----stagecraft-org";
-    let mut body = String::new();
-    for (name, value) in [("_csrf", csrf.as_str()), ("action", action)] {
-        body.push_str(&format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{boundary}\r\ncontent-disposition: form-data; name=\"people\"; filename=\"people.csv\"\r\ncontent-type: text/csv\r\n\r\n{people}\r\n--{boundary}--\r\n"
-    ));
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/import/org")
-        .header("cookie", &browser.cookie)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(Body::from(body))
-        .expect("request");
+    let request = multipart(
+        "/import/org",
+        &browser.cookie,
+        &[("_csrf", &csrf), ("action", action)],
+        ("people", "people.csv", "text/csv", people),
+    );
     harness.send(request).await
 }
 

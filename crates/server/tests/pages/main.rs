@@ -692,34 +692,7 @@ async fn pages_speak_english_when_asked_and_remember_it() {
 async fn a_form_with_a_file_stores_it_through_the_upload_api() {
     let harness = Harness::new();
     let rep = harness.sign_in("rep01").await;
-    let customer = harness.new_customer(&rep, "常州阀门").await;
-    let customer_id = customer.rsplit('/').next().expect("id").to_owned();
-    let csrf = harness.csrf(&rep).await;
-    let boundary = "----stagecraft-test";
-    let mut body = String::new();
-    for (name, value) in [
-        ("_csrf", csrf.as_str()),
-        ("name", "阀门产线"),
-        ("customer", customer_id.as_str()),
-        ("amount", "500000"),
-        ("expected_close_date", "2026-12-31"),
-        ("region", "east"),
-    ] {
-        body.push_str(&format!(
-            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!(
-        "--{boundary}\r\ncontent-disposition: form-data; name=\"needs_survey\"; filename=\"调研表.pdf\"\r\ncontent-type: application/pdf\r\n\r\n%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n\r\n--{boundary}--\r\n"
-    ));
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/ui/records/opportunity")
-        .header("cookie", &rep.cookie)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(Body::from(body))
-        .expect("request");
-    let answer = harness.send(request).await.expect(StatusCode::SEE_OTHER);
+    let (_, answer) = deal_with_a_survey_file(&harness, &rep).await;
     let deal = answer.header("location").to_owned();
     let page = harness.get(&deal, Some(&rep.cookie)).await.page(StatusCode::OK);
     assert!(page.body.contains("调研表.pdf"), "{}", page.body);
@@ -888,4 +861,60 @@ async fn another_persons_notification_cannot_be_marked_read() {
         .page(StatusCode::NOT_FOUND);
     assert_eq!(harness.unread("service-mgr"), unread, "still unread for its owner");
     assert!(harness.inbox("rep01").is_empty());
+}
+
+/// rep's new customer 常州阀门 and a deal for it sent as a multipart form with the
+/// needs survey attached: the customer's id and the answer (a redirect to the deal).
+async fn deal_with_a_survey_file(harness: &Harness, rep: &Browser) -> (String, Answer) {
+    let customer = harness.new_customer(rep, "常州阀门").await;
+    let customer_id = customer.rsplit('/').next().expect("id").to_owned();
+    let csrf = harness.csrf(rep).await;
+    let request = multipart(
+        "/ui/records/opportunity",
+        &rep.cookie,
+        &[
+            ("_csrf", &csrf),
+            ("name", "阀门产线"),
+            ("customer", &customer_id),
+            ("amount", "500000"),
+            ("expected_close_date", "2026-12-31"),
+            ("region", "east"),
+        ],
+        (
+            "needs_survey",
+            "调研表.pdf",
+            "application/pdf",
+            "%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n",
+        ),
+    );
+    let answer = harness.send(request).await.expect(StatusCode::SEE_OTHER);
+    (customer_id, answer)
+}
+
+/// A multipart form post: the text fields, then one file (input name, file name,
+/// content type, content).
+fn multipart(
+    uri: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    file: (&str, &str, &str, &str),
+) -> Request<Body> {
+    let boundary = "----stagecraft-test";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    let (input, file_name, content_type, content) = file;
+    body.push_str(&format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"{input}\"; filename=\"{file_name}\"\r\ncontent-type: {content_type}\r\n\r\n{content}\r\n--{boundary}--\r\n"
+    ));
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("cookie", cookie)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(Body::from(body))
+        .expect("request")
 }
