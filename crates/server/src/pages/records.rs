@@ -21,9 +21,7 @@ use stagecraft_store::RecordId;
 
 use super::fields::{self, Choice, Ctx, Fill, LinkTitles, Person, Raw, local_time, name_of};
 use super::home::{form_title, record_title, stage_title, visible_records};
-use super::{
-    CSRF_FIELD, Lang, Page, PageError, PageLang, Posted, Signed, blocking, same_token, see_other,
-};
+use super::{Lang, Page, PageError, PageLang, Posted, Signed, blocking, checked_post, see_other};
 use crate::api::files::{self, store_upload};
 use crate::api::records::{Access, known_form, link_problems, new_record_problems, visible};
 use crate::state::AppState;
@@ -314,19 +312,6 @@ async fn store_uploads(
     problems
 }
 
-/// Reads a posted form: the body, then the CSRF token.
-fn checked(
-    lang: PageLang,
-    signed: &Signed,
-    posted: Result<Posted, super::BadBody>,
-) -> Result<Posted, Response> {
-    let posted = posted.map_err(|bad| bad.page(lang, Some(signed)).into_response())?;
-    if !same_token(&signed.csrf, posted.get(CSRF_FIELD)) {
-        return Err(PageError::csrf().page(lang, Some(signed)).into_response());
-    }
-    Ok(posted)
-}
-
 pub(crate) async fn create(
     State(state): State<AppState>,
     lang: PageLang,
@@ -334,7 +319,7 @@ pub(crate) async fn create(
     Path(form): Path<String>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match checked(lang, &signed, posted) {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
@@ -441,7 +426,7 @@ pub(crate) async fn update(
     Path((form, id)): Path<(String, String)>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match checked(lang, &signed, posted) {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
@@ -1029,7 +1014,7 @@ pub(crate) async fn transition(
     Path((form, id)): Path<(String, String)>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match checked(lang, &signed, posted) {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
@@ -1048,7 +1033,7 @@ pub(crate) async fn decide(
     Path((form, id, approval)): Path<(String, String, String)>,
     posted: Result<Posted, super::BadBody>,
 ) -> Response {
-    let posted = match checked(lang, &signed, posted) {
+    let posted = match checked_post(posted, &signed, lang) {
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
