@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
-use stagecraft_model::{FlowFile, Id};
+use stagecraft_model::Id;
 use stagecraft_pack::Definitions;
 use stagecraft_runtime::{Event, Record};
 use stagecraft_store::{IndexValue, RecordId};
@@ -201,78 +201,21 @@ fn files_of(
     out
 }
 
-/// One event in words, for the timeline.
-fn describe(l: Lang, definitions: &Definitions, record: &Record, data: &Value) -> String {
-    let flow: Option<&FlowFile> =
-        record.flow.as_ref().and_then(|state| definitions.flows.get(&state.flow));
-    let stage_name = |id: &Id| {
-        flow.and_then(|flow| flow.stages.iter().find(|stage| &stage.id == id))
-            .map(|stage| l.text(&stage.title))
-            .unwrap_or_else(|| id.to_string())
+/// One event in words, for the timeline: as the record page tells it.
+fn describe(
+    l: Lang,
+    state: &AppState,
+    definitions: &Definitions,
+    record: &Record,
+    data: &Value,
+) -> String {
+    let form = definitions.forms.get(&record.form);
+    let (Ok(event), Some(form)) = (serde_json::from_value::<Event>(data.clone()), form) else {
+        return l.pick("记录有更新", "Updated").to_owned();
     };
-    let updated = || l.pick("记录有更新", "Updated").to_owned();
-    let Ok(event) = serde_json::from_value::<Event>(data.clone()) else { return updated() };
-    match event {
-        Event::Created { .. } => l.pick("创建", "Created").to_owned(),
-        Event::FieldsChanged { after, .. } => {
-            let labels: Vec<String> = definitions
-                .forms
-                .get(&record.form)
-                .map(|form| after.keys().map(|field| field_label(l, &form.schema, field)).collect())
-                .unwrap_or_default();
-            format!("{}{}", l.pick("修改了：", "Changed: "), labels.join(l.pick("、", ", ")))
-        }
-        Event::StageChanged { to, .. } => {
-            format!("{}{}", l.pick("进入阶段：", "Moved to: "), stage_name(&to))
-        }
-        Event::FlowEnded { outcome, .. } => {
-            format!("{}{outcome}", l.pick("流程结束：", "Flow ended: "))
-        }
-        Event::ApprovalDecided { approve, .. } => {
-            if approve {
-                l.pick("审批通过", "Approved").to_owned()
-            } else {
-                l.pick("审批驳回", "Rejected").to_owned()
-            }
-        }
-        Event::AlertRaised { alert } => {
-            let title = definitions
-                .alerts
-                .iter()
-                .find(|candidate| candidate.id == alert)
-                .map(|alert| l.text(&alert.title))
-                .unwrap_or_else(|| alert.to_string());
-            format!("{}{title}", l.pick("提醒：", "Alert: "))
-        }
-        Event::SlaBreached { stage, .. } => {
-            format!("{}{}", l.pick("超时：", "Overdue: "), stage_name(&stage))
-        }
-        Event::FlowStarted { .. } => l.pick("开始流程", "Flow started").to_owned(),
-        Event::ActionDone { .. } => l.pick("完成关键动作", "Key action done").to_owned(),
-        Event::ApprovalRequested { .. } => l.pick("请求审批", "Approval requested").to_owned(),
-        Event::ApprovalAutoApproved { .. } => {
-            l.pick("自动通过审批", "Approved automatically").to_owned()
-        }
-        Event::SubflowStarted { .. } => l.pick("启动子流程", "Sub-flow started").to_owned(),
-        Event::SubflowEnded { .. } => l.pick("子流程结束", "Sub-flow ended").to_owned(),
-        Event::AdvanceRefused { .. } => {
-            l.pick("未能自动进入下一阶段", "Could not move on by itself").to_owned()
-        }
-        Event::Escalated { .. } => l.pick("超时升级", "Escalated").to_owned(),
-        Event::Touched { .. } => {
-            l.pick("关联记录有新动态", "Activity on a linked record").to_owned()
-        }
-        Event::Imported { source, created_at, .. } => format!(
-            "{}{source}{}{}{}",
-            l.pick("从其他系统导入：", "Imported from: "),
-            l.pick("（原始创建时间 ", " (created there "),
-            super::fields::local_time(created_at),
-            l.pick("）", ")"),
-        ),
-        // Kinds added later read as a change until they get their own words.
-        #[allow(unreachable_patterns)]
-        _ => updated(),
-    }
+    let flow = record.flow.as_ref().and_then(|state| definitions.flows.get(&state.flow));
+    let person = |user: &str| person_name(state, user);
+    super::records::describe(l, definitions, flow, &form.schema, &person, &event)
 }
 
 /// Everything the page shows. Blocking.
@@ -332,7 +275,7 @@ fn overview(state: &AppState, user: &str, id: &str, l: Lang) -> Result<Value, Pa
                 "form": form_title(&definitions, each.form.as_str(), l),
                 "record": record_title(&definitions, each),
                 "href": format!("/ui/records/{}/{}", each.form, each.id),
-                "text": describe(l, &definitions, each, &event.data),
+                "text": describe(l, state, &definitions, each, &event.data),
             })
         })
         .collect();

@@ -725,7 +725,10 @@ fn record_data(
         .rev()
         .map(|stored| {
             let text = serde_json::from_value::<Event>(stored.data.clone())
-                .map(|event| describe(l, &prepared, &definitions, flow, &event))
+                .map(|event| {
+                    let person = |user: &str| prepared.person(user);
+                    describe(l, &definitions, flow, &prepared.form.schema, &person, &event)
+                })
                 .unwrap_or_else(|_| stored.kind.clone());
             json!({"at": local_time(stored.at_ms), "text": text})
         })
@@ -763,12 +766,15 @@ fn record_data(
     Ok((data, href))
 }
 
-/// One event of the history, in words.
-fn describe(
+/// One event of a record's history, in words: `schema` is the record's form (for
+/// field labels), `flow` its flow, `person` names a user. The record page and the
+/// overview's timeline both tell events this way.
+pub(crate) fn describe(
     l: Lang,
-    prepared: &Prepared,
     definitions: &Definitions,
     flow: Option<&FlowFile>,
+    schema: &Value,
+    person: &dyn Fn(&str) -> String,
     event: &Event,
 ) -> String {
     let stage_name = |id: &Id| {
@@ -787,22 +793,20 @@ fn describe(
         .unwrap_or_else(|| id.to_string())
     };
     let people = |users: &[String]| {
-        users.iter().map(|user| prepared.person(user)).collect::<Vec<_>>().join(l.pick("、", ", "))
+        users.iter().map(|user| person(user)).collect::<Vec<_>>().join(l.pick("、", ", "))
     };
     let labels = |fields: &Map<String, Value>| {
         fields
             .keys()
-            .map(|field| fields::field_label(l, &prepared.form.schema, field))
+            .map(|field| fields::field_label(l, schema, field))
             .collect::<Vec<_>>()
             .join(l.pick("、", ", "))
     };
     match event {
         Event::Created { owner, .. } => match owner {
-            Some(owner) => format!(
-                "{}{}",
-                l.pick("创建，负责人：", "Created; owner: "),
-                prepared.person(owner)
-            ),
+            Some(owner) => {
+                format!("{}{}", l.pick("创建，负责人：", "Created; owner: "), person(owner))
+            }
             None => l.pick("创建", "Created").to_owned(),
         },
         Event::FieldsChanged { after, .. } => {
@@ -849,7 +853,7 @@ fn describe(
         ),
         Event::ApprovalDecided { approval, user, approve, reason, .. } => format!(
             "{} {}{}{}",
-            prepared.person(user),
+            person(user),
             if *approve {
                 l.pick("通过了", "approved ")
             } else {
@@ -899,11 +903,7 @@ fn describe(
                 ));
             }
             if let Some(to) = reassigned_to {
-                text.push_str(&format!(
-                    "{}{}",
-                    l.pick("，转交：", "; handed to: "),
-                    prepared.person(to)
-                ));
+                text.push_str(&format!("{}{}", l.pick("，转交：", "; handed to: "), person(to)));
             }
             text
         }
@@ -919,16 +919,16 @@ fn describe(
         Event::Touched { .. } => {
             l.pick("关联记录有新动态", "Activity on a linked record").to_owned()
         }
-        Event::Imported { source, .. } => {
-            format!("{}{source}", l.pick("从其他系统导入：", "Imported from: "))
-        }
+        Event::Imported { source, created_at, .. } => format!(
+            "{}{source}{}{}{}",
+            l.pick("从其他系统导入：", "Imported from: "),
+            l.pick("（原始创建时间 ", " (created there "),
+            local_time(*created_at),
+            l.pick("）", ")"),
+        ),
         Event::OwnerChanged { to, why, .. } => match (why, to) {
             (stagecraft_runtime::OwnerChange::Claimed, Some(to)) => {
-                format!(
-                    "{} {}",
-                    prepared.person(to),
-                    l.pick("从客户池认领", "claimed it from the pool")
-                )
+                format!("{} {}", person(to), l.pick("从客户池认领", "claimed it from the pool"))
             }
             (stagecraft_runtime::OwnerChange::ReturnedIdle, _) => {
                 l.pick("长期无跟进，退回客户池", "Idle too long: back to the pool").to_owned()
